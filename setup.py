@@ -1,0 +1,34 @@
+"""kvision: Keras/TensorFlow vision and sequence models, from data to a served model."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "kvision" / "__init__.py").read_text(), re.M
+).group(1)
+
+setup(
+    name="kvision",
+    version=VERSION,
+    description="Keras 3 / TensorFlow 2 vision and sequence models: train, evaluate, export.",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kvision", "kvision.*"]),
+    install_requires=[
+        "tensorflow>=2.16",
+        "keras>=3",
+        "tensorflow-datasets",
+        "keras-nlp",
+        "tensorboard",
+        "matplotlib",
+        "numpy",
+    ],
+    extras_require={
+        "gpu": ["tensorflow[and-cuda]>=2.16"],
+        "test": ["pytest>=7"],
+    },
+)
