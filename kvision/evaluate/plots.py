@@ -1,0 +1,60 @@
+"""PNG plots of a run: the confusion matrix and the training curves."""
+
+import csv
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+import numpy as np  # noqa: E402
+
+
+def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
+    """Row-normalised confusion matrix with counts in the cells, saved to ``path``."""
+    cm = np.asarray(cm)
+    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = max(5.0, 0.55 * len(class_names) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if len(class_names) <= 20:
+        for i, j in np.ndindex(cm.shape):
+            color = "white" if rates[i, j] > 0.5 else "black"
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=color)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def read_history(history_csv):
+    """Columns of a Keras ``CSVLogger`` file, one row per epoch (last row wins on repeats)."""
+    with open(history_csv, newline="") as f:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(f)}
+    epochs = sorted(rows)
+    keys = [key for key in (rows[epochs[0]] if epochs else {}) if key != "epoch"]
+    return {"epoch": epochs, **{key: [float(rows[e][key]) for e in epochs] for key in keys}}
+
+
+def plot_training_curves(history, path):
+    """Loss, accuracy and learning rate per epoch, train vs validation, saved to ``path``."""
+    panels = [name for name in ("loss", "accuracy", "learning_rate") if name in history]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    epochs = np.asarray(history["epoch"]) + 1
+    for ax, name in zip(axes[0], panels):
+        ax.plot(epochs, history[name], label="train")
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

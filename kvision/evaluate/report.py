@@ -1,0 +1,41 @@
+"""Write an evaluation report next to a run: JSON, PNG plots and TensorBoard."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from kvision.evaluate.classification import classification_report, predict_logits
+from kvision.evaluate.plots import plot_confusion_matrix, plot_training_curves, read_history
+
+
+def evaluate_classifier(model, images, labels, class_names, out_dir, *, history_csv=None, log_dir=None):
+    """Evaluate ``model`` on a labelled split and write the report under ``out_dir``.
+
+    Writes ``report.json``, ``confusion_matrix.png`` and, when the run's CSV
+    history is given, ``training_curves.png``; with ``log_dir`` the confusion
+    matrix also goes to TensorBoard as an image and the headline metrics as
+    scalars. Returns the report dict (with the written paths under "files").
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = classification_report(predict_logits(model, images), labels, class_names)
+    files = {"confusion_matrix": plot_confusion_matrix(report["confusion_matrix"], class_names, out_dir / "confusion_matrix.png")}
+    if history_csv is not None and Path(history_csv).exists():
+        files["training_curves"] = plot_training_curves(read_history(history_csv), out_dir / "training_curves.png")
+    if log_dir is not None:
+        log_to_tensorboard(report, files["confusion_matrix"], log_dir)
+    report["files"] = {key: str(path) for key, path in files.items()}
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def log_to_tensorboard(report, confusion_png, log_dir):
+    """The confusion-matrix image and test metrics, under ``log_dir/evaluation``."""
+    image = tf.io.decode_png(tf.io.read_file(str(confusion_png)), channels=4)
+    with tf.summary.create_file_writer(str(Path(log_dir) / "evaluation")).as_default():
+        tf.summary.image("confusion_matrix", image[None], step=0)
+        for key in ("accuracy", "top5_accuracy", "macro_f1"):
+            if key in report:
+                tf.summary.scalar(f"test/{key}", np.float32(report[key]), step=0)

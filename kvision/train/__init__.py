@@ -1,0 +1,19 @@
+"""Training: strategy selection, the fit-based engine, callbacks and schedules."""
+
+from kvision.train.callbacks import make_callbacks, run_paths
+from kvision.train.engine import TrainResult, apply_weight_decay, fit_classifier, make_optimizer
+from kvision.train.schedules import make_schedule
+from kvision.train.strategy import get_strategy, is_chief, writable_dir
+
+__all__ = [
+    "TrainResult",
+    "apply_weight_decay",
+    "fit_classifier",
+    "get_strategy",
+    "is_chief",
+    "make_callbacks",
+    "make_optimizer",
+    "make_schedule",
+    "run_paths",
+    "writable_dir",
+]

@@ -1,0 +1,68 @@
+"""The callbacks every training run gets.
+
+TensorBoard for watching (scalars each epoch, the graph, the learning rate),
+``BackupAndRestore`` so a killed run resumes at the epoch it reached, best and
+last ``.keras`` checkpoints, a CSV of every epoch (kept across resumes, for the
+training-curve plot), and early stopping when asked.
+"""
+
+from pathlib import Path
+
+import keras
+
+from kvision.train.strategy import is_chief, writable_dir
+
+
+def run_paths(run_dir):
+    """The files and folders of a run directory, by role."""
+    run_dir = Path(run_dir)
+    return {
+        "logs": run_dir / "logs",
+        "backup": run_dir / "backup",
+        "best": run_dir / "checkpoints" / "best.keras",
+        "last": run_dir / "checkpoints" / "last.keras",
+        "history": run_dir / "history.csv",
+    }
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to each epoch's logs.
+
+    So the CSV history (and anything else reading the logs) has it, not only
+    TensorBoard.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def make_callbacks(run_dir, *, monitor="val_accuracy", early_stopping_patience=None):
+    """Callbacks for ``model.fit`` and the path of the best checkpoint.
+
+    On a non-chief worker of a multi-worker job every file goes to a temporary
+    directory, so only the chief's logs and checkpoints are kept.
+    """
+    paths = run_paths(run_dir)
+    out = {key: Path(writable_dir(str(path.parent))) / path.name for key, path in paths.items()}
+    out["backup"] = paths["backup"]  # BackupAndRestore handles non-chief workers itself.
+    out["best"].parent.mkdir(parents=True, exist_ok=True)
+    if not out["backup"].exists():
+        # A fresh run (nothing to resume): start the epoch log anew.
+        out["history"].unlink(missing_ok=True)
+    callbacks = [
+        LearningRateLogger(),
+        # Before the backup, so a resumed run at worst repeats a row, never drops one.
+        keras.callbacks.CSVLogger(str(out["history"]), append=True),
+        keras.callbacks.BackupAndRestore(str(out["backup"]), double_checkpoint=True),
+        keras.callbacks.TensorBoard(str(out["logs"]), write_graph=True, update_freq="epoch"),
+        keras.callbacks.ModelCheckpoint(str(out["best"]), monitor=monitor, mode="max", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(str(out["last"])),
+    ]
+    if early_stopping_patience:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor, mode="max", patience=early_stopping_patience, restore_best_weights=True
+            )
+        )
+    return callbacks, paths["best"] if is_chief() else out["best"]

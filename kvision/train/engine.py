@@ -1,0 +1,184 @@
+"""The training engine: one ``fit``-based entry point every recipe uses.
+
+It chooses the strategy, builds the model, optimizer and metrics inside
+``strategy.scope()``, feeds ``tf.data`` pipelines of the global batch, and
+attaches the callbacks that make a run observable (TensorBoard), recoverable
+(``BackupAndRestore``) and reusable (best and last ``.keras`` checkpoints).
+"""
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import keras
+
+from kvision.data import make_pipeline
+from kvision.errors import ModelError
+from kvision.train.callbacks import make_callbacks
+from kvision.train.schedules import make_schedule
+from kvision.train.strategy import get_strategy
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What ``fit_classifier`` hands back: the trained model and where its run lives."""
+
+    model: keras.Model
+    history: dict
+    run_dir: Path
+    strategy: object
+    best_checkpoint: Path | None
+
+
+def make_optimizer(name, learning_rate, *, momentum=0.9, weight_decay=0.0, clipnorm=None):
+    """SGD with (Nesterov-free) momentum, Adam, or AdamW.
+
+    For "adamw" ``weight_decay`` is decoupled (Loshchilov & Hutter); for "sgd"
+    and "adam" it is the classic L2 penalty added by ``apply_weight_decay``.
+    """
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=momentum, clipnorm=clipnorm)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+    if name == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm)
+    raise ModelError(f"Unknown optimizer. Expected one of {OPTIMIZERS}. Received: {name!r}")
+
+
+def apply_weight_decay(model, weight_decay):
+    """Add the L2 penalty ``weight_decay/2 · ||W||²`` on every conv and dense kernel.
+
+    The gradient of that penalty is ``weight_decay · W``, the "weight decay
+    1e-4" of He et al. Biases and BatchNorm parameters are not decayed.
+    """
+    regularizer = keras.regularizers.L2(weight_decay / 2)
+    for layer in model._flatten_layers(include_self=False):
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None and kernel.trainable:
+            kernel.regularizer = regularizer
+
+
+def _build_with_policy(model_fn, policy):
+    """``model_fn()`` built under the dtype ``policy``; the global policy is restored after.
+
+    Layers keep the policy they were built with, so the model trains in mixed
+    precision without leaking the setting into whatever the process builds next.
+    """
+    previous = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(policy)
+    try:
+        return model_fn()
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous)
+
+
+def fit_classifier(
+    model_fn,
+    train,
+    validation=None,
+    *,
+    run_dir,
+    epochs=30,
+    batch_size=128,
+    optimizer="sgd",
+    learning_rate=0.1,
+    momentum=0.9,
+    weight_decay=1e-4,
+    schedule="cosine",
+    warmup_epochs=0,
+    boundaries=(0.5, 0.75),
+    label_smoothing=0.0,
+    crop_padding=4,
+    flip=True,
+    cutout=0,
+    seed=None,
+    mixed_precision=False,
+    xla=False,
+    steps_per_execution=1,
+    early_stopping_patience=None,
+    restore_best=True,
+    strategy=None,
+    callbacks=(),
+    verbose=None,
+):
+    """Train the classifier that ``model_fn()`` builds on ``train = (images, labels)``.
+
+    ``batch_size`` is per replica; the global batch is ``batch_size ×
+    num_replicas``. A run killed part-way resumes from the last finished epoch
+    when called again with the same ``run_dir``. With ``validation`` given and
+    ``restore_best``, the returned model holds the weights of the epoch with
+    the best validation accuracy.
+
+    Args:
+        model_fn: zero-argument callable returning an uncompiled
+            ``keras.Model`` with logits outputs; called inside the strategy
+            scope (and after the mixed-precision policy is set).
+        train, validation: ``(uint8 images NHWC, int labels)`` arrays.
+        run_dir: where TensorBoard logs, checkpoints and the backup go.
+        label_smoothing: smoothing of the one-hot targets.
+        crop_padding, flip, cutout: training augmentation (see
+            ``kvision.data.make_pipeline``).
+        mixed_precision: train under the ``mixed_float16`` policy with
+            dynamic loss scaling.
+        xla: compile the train step with XLA (``jit_compile``).
+        callbacks: extra Keras callbacks, run after the engine's own.
+        verbose: Keras' ``fit`` verbosity; default: a progress bar on a
+            terminal, one line per epoch when the output goes to a file.
+    """
+    run_dir = Path(run_dir)
+    strategy = strategy or get_strategy()
+    global_batch = batch_size * strategy.num_replicas_in_sync
+    if len(train[0]) < global_batch:
+        raise ModelError(
+            f"The training split must hold at least one global batch of {global_batch} "
+            f"examples. Received: {len(train[0])} examples"
+        )
+    steps_per_epoch = len(train[0]) // global_batch
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+
+    with strategy.scope():
+        model = _build_with_policy(model_fn, "mixed_float16" if mixed_precision else "float32")
+        num_classes = model.output_shape[-1]
+        apply_weight_decay(model, 0.0 if optimizer == "adamw" else weight_decay)
+        lr = make_schedule(
+            schedule,
+            learning_rate,
+            steps_per_epoch=steps_per_epoch,
+            epochs=epochs,
+            warmup_epochs=warmup_epochs,
+            boundaries=boundaries,
+        )
+        model.compile(
+            optimizer=make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing),
+            metrics=[
+                keras.metrics.CategoricalAccuracy(name="accuracy"),
+                keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy"),
+            ],
+            jit_compile=xla,
+            steps_per_execution=steps_per_execution,
+        )
+
+    pipeline = dict(batch_size=global_batch, num_classes=num_classes, seed=seed)
+    train_ds = make_pipeline(
+        *train, training=True, crop_padding=crop_padding, flip=flip, cutout=cutout, **pipeline
+    )
+    val_ds = make_pipeline(*validation, training=False, **pipeline) if validation else None
+    run_callbacks, best_path = make_callbacks(
+        run_dir,
+        monitor="val_accuracy" if val_ds is not None else "accuracy",
+        early_stopping_patience=early_stopping_patience,
+    )
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        callbacks=[*run_callbacks, *callbacks],
+        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+    )
+    if restore_best and val_ds is not None and best_path.exists():
+        model.load_weights(best_path)
+    return TrainResult(model, history.history, run_dir, strategy, best_path if best_path.exists() else None)
