@@ -22,6 +22,8 @@ setup(
         "tensorflow>=2.16",
         "keras>=3",
         "tensorflow-datasets",
+        # tensorflow-datasets imports it (through etils) without declaring it.
+        "importlib_resources",
         "keras-nlp",
         "tensorboard",
         "matplotlib",

@@ -32,13 +32,21 @@ def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
     return path
 
 
+def _number(text):
+    return float("nan") if text == "NA" else float(text)
+
+
 def read_history(history_csv):
-    """Columns of a Keras ``CSVLogger`` file, one row per epoch (last row wins on repeats)."""
+    """Columns of a Keras ``CSVLogger`` file, one row per epoch (last row wins on repeats).
+
+    Values the logger wrote as "NA" (a metric missing that epoch) become NaN,
+    which plots leave out.
+    """
     with open(history_csv, newline="") as f:
         rows = {int(row["epoch"]): row for row in csv.DictReader(f)}
     epochs = sorted(rows)
     keys = [key for key in (rows[epochs[0]] if epochs else {}) if key != "epoch"]
-    return {"epoch": epochs, **{key: [float(rows[e][key]) for e in epochs] for key in keys}}
+    return {"epoch": epochs, **{key: [_number(rows[e][key]) for e in epochs] for key in keys}}
 
 
 def plot_training_curves(history, path):

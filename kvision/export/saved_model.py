@@ -54,11 +54,12 @@ def export_saved_model(model, base_dir, name, *, version=None):
     final = model_dir / str(version)
     try:
         _build_archive(model).write_out(str(staging), verbose=False)
-        os.rename(staging, final)
-    except OSError as err:
-        raise ExportError(
-            f"Could not publish the export as a new version directory. Received: {final} ({err})"
-        ) from None
+        try:
+            os.rename(staging, final)
+        except OSError as err:  # the version appeared meanwhile (another exporter)
+            raise ExportError(
+                f"Could not publish the export as a new version directory. Received: {final} ({err})"
+            ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final

@@ -1,0 +1,119 @@
+"""The engine: strategies agree, runs resume, options take effect."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kvision.errors import ModelError
+from kvision.train import apply_weight_decay, fit_classifier, get_strategy
+from tests.helpers import quadrant_images, small_cnn
+
+TRAIN = quadrant_images(128, seed=1)
+VAL = quadrant_images(32, seed=2)
+DETERMINISTIC = dict(crop_padding=0, flip=False, seed=3, verbose=0)
+
+
+class InterruptAtEpoch(keras.callbacks.Callback):
+    """Stands in for a killed process: raises when ``epoch`` is about to start."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt(f"interrupted before epoch {epoch}")
+
+
+def test_two_replicas_match_one_device(tmp_path):
+    """Same initial weights and global batch: 2 logical CPUs follow 1 device's loss curve."""
+    # No BatchNorm or dropout: their per-replica statistics and noise would differ by design.
+    model_fn = lambda: small_cnn(batch_norm=False, dropout=0.0, dense_dropout=0.0)  # noqa: E731
+    common = dict(epochs=3, optimizer="sgd", learning_rate=0.05, schedule="constant", **DETERMINISTIC)
+    # The baseline is a 1-device MirroredStrategy, not the default strategy: under any
+    # tf.distribute strategy Keras peeks one batch to build the model, which advances the
+    # reshuffling seed, so both runs must take that path to see the same example order.
+    single = fit_classifier(
+        model_fn, TRAIN, run_dir=tmp_path / "one", batch_size=16, strategy=get_strategy(["/cpu:0"]), **common
+    )
+    mirrored = fit_classifier(
+        model_fn,
+        TRAIN,
+        run_dir=tmp_path / "two",
+        batch_size=8,
+        strategy=get_strategy(["/cpu:0", "/cpu:1"]),
+        **common,
+    )
+    assert mirrored.strategy.num_replicas_in_sync == 2
+    np.testing.assert_allclose(mirrored.history["loss"], single.history["loss"], rtol=1e-4)
+    assert single.history["loss"][-1] < single.history["loss"][0]
+    for a, b in zip(single.model.get_weights(), mirrored.model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_interrupted_run_resumes_at_the_epoch_it_reached(tmp_path):
+    common = dict(run_dir=tmp_path / "run", batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
+    with pytest.raises(KeyboardInterrupt):
+        fit_classifier(small_cnn, TRAIN, VAL, epochs=4, callbacks=[InterruptAtEpoch(2)], **common)
+    assert (tmp_path / "run" / "backup").exists()
+
+    resumed = fit_classifier(small_cnn, TRAIN, VAL, epochs=4, **common)
+    assert len(resumed.history["loss"]) == 2, "epochs 0 and 1 must not run again"
+    epochs = [int(line.split(",")[0]) for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == [0, 1, 2, 3]
+    assert not (tmp_path / "run" / "backup").exists(), "a finished run removes its backup"
+    assert (tmp_path / "run" / "checkpoints" / "best.keras").exists()
+    assert (tmp_path / "run" / "checkpoints" / "last.keras").exists()
+
+
+def test_best_weights_are_restored(tmp_path):
+    result = fit_classifier(
+        small_cnn, TRAIN, VAL, run_dir=tmp_path, epochs=3, batch_size=32, learning_rate=0.05, **DETERMINISTIC
+    )
+    best = keras.models.load_model(tmp_path / "checkpoints" / "best.keras")
+    for a, b in zip(best.get_weights(), result.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert result.history["val_accuracy"][-1] >= 0.5, "quadrant images are easy to learn"
+
+
+def test_learning_rate_follows_the_schedule_into_the_history(tmp_path):
+    result = fit_classifier(
+        small_cnn, TRAIN, run_dir=tmp_path, epochs=2, batch_size=32, learning_rate=0.1,
+        schedule="piecewise", boundaries=(0.5,), **DETERMINISTIC,
+    )
+    # 4 steps an epoch; the rate drops ÷10 after step 4, so epoch 1 ends at the lower one.
+    np.testing.assert_allclose(result.history["learning_rate"], [0.1, 0.01], rtol=1e-6)
+    assert "learning_rate" in (tmp_path / "history.csv").read_text().splitlines()[0]
+
+
+def test_mixed_precision_trains_close_to_float32(tmp_path):
+    """float16 compute with loss scaling follows the float32 loss curve within 1%.
+
+    Dropout is off: its masks are drawn differently in float16, which would
+    make the two runs differ by more than precision.
+    """
+    model_fn = lambda: small_cnn(dropout=0.0, dense_dropout=0.0)  # noqa: E731
+    common = dict(epochs=3, batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
+    fp32 = fit_classifier(model_fn, TRAIN, run_dir=tmp_path / "fp32", **common)
+    mixed = fit_classifier(model_fn, TRAIN, run_dir=tmp_path / "mixed", mixed_precision=True, **common)
+    assert mixed.model.get_layer("block1_conv1_conv").compute_dtype == "float16"
+    assert isinstance(mixed.model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert keras.mixed_precision.dtype_policy().name == "float32", "the global policy is restored"
+    assert mixed.model.output.dtype == "float32"
+    np.testing.assert_allclose(mixed.history["loss"], fp32.history["loss"], rtol=0.01)
+    assert mixed.history["loss"][-1] < 0.5 * mixed.history["loss"][0]
+
+
+def test_weight_decay_is_the_l2_penalty_on_kernels():
+    model = small_cnn()
+    apply_weight_decay(model, 1e-2)
+    kernels = [layer.kernel for layer in model.layers if hasattr(layer, "kernel")]
+    expected = sum(0.5 * 1e-2 * float(tf.reduce_sum(tf.square(k))) for k in kernels)
+    assert len(model.losses) == len(kernels) > 0
+    np.testing.assert_allclose(float(sum(model.losses)), expected, rtol=1e-5)
+
+
+def test_too_little_data_for_one_batch_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="at least one global batch of 64.*Received: 10 examples"):
+        fit_classifier(small_cnn, quadrant_images(10), run_dir=tmp_path, batch_size=64, verbose=0)
