@@ -6,11 +6,13 @@ last ``.keras`` checkpoints, a CSV of every epoch (kept across resumes, for the
 training-curve plot), and early stopping when asked.
 """
 
+import csv
+import math
 from pathlib import Path
 
 import keras
 
-from kvision.train.strategy import is_chief, writable_dir
+from kvision.train.strategy import writable_dir
 
 
 def run_paths(run_dir):
@@ -37,15 +39,28 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+def best_so_far(history_csv, monitor):
+    """The highest ``monitor`` value logged in ``history_csv``, or None.
+
+    A resumed run hands it to ``ModelCheckpoint`` so that the best checkpoint of
+    the epochs before the interruption is only replaced by a better one.
+    """
+    if not Path(history_csv).exists():
+        return None
+    with open(history_csv, newline="") as f:
+        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor) not in (None, "", "NA")]
+    values = [v for v in values if not math.isnan(v)]
+    return max(values) if values else None
+
+
 def make_callbacks(run_dir, *, monitor="val_accuracy", early_stopping_patience=None):
     """Callbacks for ``model.fit`` and the path of the best checkpoint.
 
     On a non-chief worker of a multi-worker job every file goes to a temporary
     directory, so only the chief's logs and checkpoints are kept.
     """
-    paths = run_paths(run_dir)
-    out = {key: Path(writable_dir(str(path.parent))) / path.name for key, path in paths.items()}
-    out["backup"] = paths["backup"]  # BackupAndRestore handles non-chief workers itself.
+    out = run_paths(writable_dir(str(run_dir)))
+    out["backup"] = run_paths(run_dir)["backup"]  # BackupAndRestore handles non-chief workers itself.
     out["best"].parent.mkdir(parents=True, exist_ok=True)
     if not out["backup"].exists():
         # A fresh run (nothing to resume): start the epoch log anew.
@@ -56,7 +71,13 @@ def make_callbacks(run_dir, *, monitor="val_accuracy", early_stopping_patience=N
         keras.callbacks.CSVLogger(str(out["history"]), append=True),
         keras.callbacks.BackupAndRestore(str(out["backup"]), double_checkpoint=True),
         keras.callbacks.TensorBoard(str(out["logs"]), write_graph=True, update_freq="epoch"),
-        keras.callbacks.ModelCheckpoint(str(out["best"]), monitor=monitor, mode="max", save_best_only=True),
+        keras.callbacks.ModelCheckpoint(
+            str(out["best"]),
+            monitor=monitor,
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=best_so_far(out["history"], monitor),
+        ),
         keras.callbacks.ModelCheckpoint(str(out["last"])),
     ]
     if early_stopping_patience:
@@ -65,4 +86,4 @@ def make_callbacks(run_dir, *, monitor="val_accuracy", early_stopping_patience=N
                 monitor=monitor, mode="max", patience=early_stopping_patience, restore_best_weights=True
             )
         )
-    return callbacks, paths["best"] if is_chief() else out["best"]
+    return callbacks, out["best"]

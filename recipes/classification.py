@@ -1,0 +1,172 @@
+"""Image classification, end to end: data → model → training → evaluation → SavedModel.
+
+The shared body of ``cifar10.py`` and ``fashion_mnist.py``; those scripts only
+set their own defaults. It can also be run directly on any supported dataset:
+
+    python recipes/classification.py --dataset mnist --model cnn --epochs 10
+    python recipes/classification.py --dataset image_folder --data-dir ~/flowers --image-size 64
+
+Outputs: ``<run-dir>/`` (config.json, TensorBoard logs, checkpoints,
+history.csv, evaluation/report.json and PNGs) and
+``<export-dir>/<name>/<version>/`` (a SavedModel for TF Serving).
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import kvision
+from kvision.data import channel_stats, load_dataset, train_validation_split
+from kvision.evaluate import evaluate_classifier
+from kvision.export import export_saved_model
+from kvision.models import build, get_builder, list_models
+from kvision.train import fit_classifier, is_chief, run_paths
+from kvision.train.engine import OPTIMIZERS
+from kvision.train.schedules import SCHEDULES
+
+
+def build_parser(description, defaults):
+    """The recipe's flags, in groups that mirror the engine's keyword arguments."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", help="cifar10, cifar100, fashion_mnist, mnist or image_folder")
+    data.add_argument(
+        "--data-dir",
+        help="a local copy: CIFAR binary/python release (folder or .tar.gz), MNIST-style IDX files, "
+        "or train/<class>/ and test/<class>/ image folders; default: look in the usual places, then TFDS",
+    )
+    data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
+    data.add_argument("--image-size", type=int, help="resize image-folder images to N×N")
+    data.add_argument("--validation-size", type=int, help="training examples held out for validation")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", help=f"one of: {', '.join(list_models())}")
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=int)
+    optim.add_argument("--batch-size", type=int, help="per replica; global = this × replicas")
+    optim.add_argument("--optimizer", choices=OPTIMIZERS)
+    optim.add_argument("--lr", type=float, help="peak learning rate")
+    optim.add_argument("--momentum", type=float)
+    optim.add_argument("--weight-decay", type=float, help="L2 coefficient (decoupled for adamw)")
+    optim.add_argument("--schedule", choices=SCHEDULES)
+    optim.add_argument("--warmup-epochs", type=float)
+    optim.add_argument("--label-smoothing", type=float)
+    optim.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without improvement")
+
+    augment = parser.add_argument_group("augmentation")
+    augment.add_argument("--crop-padding", type=int, help="pad-and-random-crop padding, pixels (0: off)")
+    augment.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
+    augment.add_argument("--cutout", type=int, help="side of a random erased square, pixels (0: off)")
+
+    speed = parser.add_argument_group("speed")
+    speed.add_argument("--mixed-precision", action="store_true", help="mixed_float16 with loss scaling")
+    speed.add_argument("--xla", action="store_true", help="compile the train step with XLA")
+
+    run = parser.add_argument_group("run and export")
+    run.add_argument("--seed", type=int, help="seeds weights, shuffling and augmentation")
+    run.add_argument("--run-dir", help="logs, checkpoints, report; a killed run resumes from here (default: runs/<dataset>_<model>)")
+    run.add_argument("--export-dir", help="SavedModel base directory")
+    run.add_argument("--name", help="served model name (default: <dataset>_<model>)")
+    run.add_argument("--version", type=int, help="export version (default: Unix time)")
+    parser.set_defaults(
+        **{
+            "validation_size": 5000,
+            "epochs": 30,
+            "batch_size": 128,
+            "optimizer": "sgd",
+            "lr": 0.1,
+            "weight_decay": 5e-4,
+            "momentum": 0.9,
+            "schedule": "cosine",
+            "warmup_epochs": 0.0,
+            "label_smoothing": 0.0,
+            "crop_padding": 4,
+            "cutout": 0,
+            "seed": 0,
+            "export_dir": "saved_models",
+            **defaults,
+        }
+    )
+    return parser
+
+
+def run(args):
+    """Run the five steps for parsed ``args``; returns the summary dict it prints."""
+    get_builder(args.model)  # fail on an unknown name before loading any data
+    dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download, image_size=args.image_size)
+    build(args.model, dataset.image_shape, dataset.num_classes)  # fail on a shape it cannot take, before any output
+    train, validation = train_validation_split(*dataset.train, args.validation_size, seed=args.seed)
+    mean, std = channel_stats(train[0])
+    print(f"data: {dataset.name} from {dataset.origin}: {len(train[0])} train, "
+          f"{len(validation[0])} validation, {len(dataset.test[0])} test, {dataset.image_shape}")
+
+    name = args.name or f"{args.dataset}_{args.model}"
+    run_dir = Path(args.run_dir or f"runs/{args.dataset}_{args.model}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+
+    start = time.time()
+    result = fit_classifier(
+        lambda: build(args.model, dataset.image_shape, dataset.num_classes, mean=mean, std=std),
+        train,
+        validation if len(validation[0]) else None,
+        run_dir=run_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing,
+        crop_padding=args.crop_padding,
+        flip=args.flip,
+        cutout=args.cutout,
+        seed=args.seed,
+        mixed_precision=args.mixed_precision,
+        xla=args.xla,
+        early_stopping_patience=args.early_stopping,
+    )
+    train_seconds = time.time() - start
+
+    paths = run_paths(run_dir)
+    report = evaluate_classifier(
+        result.model, *dataset.test, dataset.class_names, run_dir / "evaluation",
+        history_csv=paths["history"], log_dir=paths["logs"],
+    )
+    export_path = export_saved_model(result.model, args.export_dir, name, version=args.version) if is_chief() else None
+    summary = {
+        "model": args.model,
+        "dataset": dataset.name,
+        "test_accuracy": report["accuracy"],
+        "test_top5_accuracy": report.get("top5_accuracy"),
+        "train_seconds": round(train_seconds, 1),
+        "run_dir": str(run_dir),
+        "report": str(run_dir / "evaluation" / "report.json"),
+        "saved_model": str(export_path) if export_path else None,
+    }
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv=None, *, description=__doc__, **defaults):
+    """Parse ``argv`` with the given recipe defaults and run; errors a user caused print one line."""
+    parser = build_parser(description, defaults)
+    args = parser.parse_args(argv)
+    if args.dataset is None or args.model is None:
+        parser.error("--dataset and --model are required")
+    try:
+        return run(args)
+    except kvision.KvisionError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

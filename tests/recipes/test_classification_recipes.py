@@ -1,0 +1,96 @@
+"""The recipes, end to end on tiny files in the real formats, as a user runs them."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.data.writers import CIFAR10_NAMES, make_tar_gz, write_cifar10_binary, write_idx_dataset
+from tests.helpers import quadrant_examples
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_recipe(script, *args, cwd):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "recipes" / script), *map(str, args)],
+        cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("fashion")
+    data = write_idx_dataset(tmp / "data", train_count=256, test_count=64, examples=quadrant_examples).path
+    result = run_recipe(
+        "fashion_mnist.py", "--data-dir", data, "--epochs", 3, "--batch-size", 32, "--validation-size", 32,
+        "--lr", 0.05, "--run-dir", tmp / "run", "--export-dir", tmp / "exports", "--version", 5, cwd=tmp,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp, result
+
+
+def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
+    tmp, result = fashion_run
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    report = json.loads((tmp / "run" / "evaluation" / "report.json").read_text())
+    assert summary["test_accuracy"] == report["accuracy"] >= 0.5, "quadrants are learnable in 3 epochs"
+    assert report["class_names"][0] == "T-shirt/top" and report["num_examples"] == 64
+    config = json.loads((tmp / "run" / "config.json").read_text())
+    assert config["model"] == "cnn" and config["epochs"] == 3
+    for name in ("confusion_matrix.png", "training_curves.png"):
+        assert (tmp / "run" / "evaluation" / name).exists()
+
+    export = tmp / "exports" / "fashion_mnist_cnn" / "5"
+    assert summary["saved_model"] == str(export)
+    serving = tf.saved_model.load(str(export)).signatures["serving_default"]
+    best = keras.models.load_model(tmp / "run" / "checkpoints" / "best.keras")
+    images = np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(serving(image=tf.constant(images))["logits"], best.predict(images, verbose=0), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "resnet21"], "error: Unknown model name. Did you mean resnet32, resnet20"),
+        (["--data-dir", "/nonexistent/fashion"], "error: Could not find the fashion_mnist dataset. Tried:"),
+        (["--model", "resnet18"], "error: ResNet-18 needs inputs of at least 32×32 pixels"),
+    ],
+)
+def test_user_mistakes_get_one_line_and_no_output(tmp_path, args, message):
+    result = run_recipe("fashion_mnist.py", *args, "--no-download", "--export-dir", tmp_path / "exports",
+                        "--run-dir", tmp_path / "run", cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "exports").exists()
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_recipe_documents_its_flags(tmp_path):
+    for script in ("fashion_mnist.py", "cifar10.py", "classification.py"):
+        result = run_recipe(script, "--help", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        for flag in ("--data-dir", "--model", "--epochs", "--mixed-precision", "--xla", "--version"):
+            assert flag in result.stdout
+
+
+def test_cifar10_recipe_on_a_tiny_binary_archive(tmp_path):
+    release = write_cifar10_binary(tmp_path / "release", per_batch=50, test_count=50, examples=quadrant_examples)
+    archive = make_tar_gz(release.path, tmp_path / "cifar-10-binary.tar.gz")
+    result = run_recipe(
+        "cifar10.py", "--data-dir", archive, "--epochs", 1, "--batch-size", 50,
+        "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports", "--version", 1, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())
+    assert report["class_names"] == CIFAR10_NAMES and report["num_examples"] == 50
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["model"], config["schedule"], config["weight_decay"], config["validation_size"]) == (
+        "resnet20", "piecewise", 1e-4, 0)
+    assert (tmp_path / "exports" / "cifar10_resnet20" / "1" / "saved_model.pb").exists()
