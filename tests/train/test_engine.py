@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kvision.data import make_pipeline
 from kvision.errors import ModelError
+from kvision.train.callbacks import best_so_far
 from kvision.train import apply_weight_decay, fit_classifier, get_strategy
 from tests.helpers import quadrant_images, small_cnn
 
@@ -63,6 +65,11 @@ def test_interrupted_run_resumes_at_the_epoch_it_reached(tmp_path):
     epochs = [int(line.split(",")[0]) for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
     assert epochs == [0, 1, 2, 3]
     assert not (tmp_path / "run" / "backup").exists(), "a finished run removes its backup"
+    # The best checkpoint is the best of all four epochs, not of the two after the resume.
+    best = keras.models.load_model(tmp_path / "run" / "checkpoints" / "best.keras")
+    val = make_pipeline(*VAL, batch_size=32, training=False, num_classes=4)
+    best_accuracy = best.evaluate(val, verbose=0, return_dict=True)["accuracy"]
+    assert best_accuracy == pytest.approx(best_so_far(tmp_path / "run" / "history.csv", "val_accuracy"))
     assert (tmp_path / "run" / "checkpoints" / "best.keras").exists()
     assert (tmp_path / "run" / "checkpoints" / "last.keras").exists()
 
@@ -103,6 +110,15 @@ def test_mixed_precision_trains_close_to_float32(tmp_path):
     assert mixed.model.output.dtype == "float32"
     np.testing.assert_allclose(mixed.history["loss"], fp32.history["loss"], rtol=0.01)
     assert mixed.history["loss"][-1] < 0.5 * mixed.history["loss"][0]
+
+
+def test_xla_trains_like_the_default_compiler(tmp_path):
+    common = dict(epochs=2, batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
+    model_fn = lambda: small_cnn(dropout=0.0, dense_dropout=0.0)  # noqa: E731
+    plain = fit_classifier(model_fn, TRAIN, run_dir=tmp_path / "plain", **common)
+    xla = fit_classifier(model_fn, TRAIN, run_dir=tmp_path / "xla", xla=True, **common)
+    assert xla.model.jit_compile
+    np.testing.assert_allclose(xla.history["loss"], plain.history["loss"], rtol=1e-3)
 
 
 def test_weight_decay_is_the_l2_penalty_on_kernels():
