@@ -26,11 +26,14 @@ setup(
         "importlib_resources",
         "keras-nlp",
         "tensorboard",
+        # TF Serving's request protos (warmup records, models.config) and TFLite's runtime.
+        "tensorflow-serving-api",
+        "ai-edge-litert",
         "matplotlib",
         "numpy",
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest>=7"],
+        "test": ["pytest>=7", "pillow"],
     },
 )

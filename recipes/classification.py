@@ -8,7 +8,9 @@ set their own defaults. It can also be run directly on any supported dataset:
 
 Outputs: ``<run-dir>/`` (config.json, TensorBoard logs, checkpoints,
 history.csv, evaluation/report.json and PNGs) and
-``<export-dir>/<name>/<version>/`` (a SavedModel for TF Serving).
+``<export-dir>/<name>/<version>/`` (a verified SavedModel for TF Serving with
+warmup requests, TFLite files, evaluation.json, MODEL_CARD.md and BLESSED),
+or ``<export-dir>/.rejected/<name>/<version>/`` when a check fails.
 """
 
 import argparse
@@ -20,7 +22,7 @@ from pathlib import Path
 import kvision
 from kvision.data import channel_stats, load_dataset, train_validation_split
 from kvision.evaluate import evaluate_classifier
-from kvision.export import export_saved_model
+from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_dataset, refuse_unpushed
 from kvision.models import build, get_builder, list_models
 from kvision.train import fit_classifier, is_chief, run_paths
 from kvision.train.engine import OPTIMIZERS
@@ -70,9 +72,8 @@ def build_parser(description, defaults):
     run = parser.add_argument_group("run and export")
     run.add_argument("--seed", type=int, help="seeds weights, shuffling and augmentation")
     run.add_argument("--run-dir", help="logs, checkpoints, report; a killed run resumes from here (default: runs/<dataset>_<model>)")
-    run.add_argument("--export-dir", help="SavedModel base directory")
     run.add_argument("--name", help="served model name (default: <dataset>_<model>)")
-    run.add_argument("--version", type=int, help="export version (default: Unix time)")
+    add_export_arguments(parser)
     parser.set_defaults(
         **{
             "validation_size": 5000,
@@ -88,7 +89,6 @@ def build_parser(description, defaults):
             "crop_padding": 4,
             "cutout": 0,
             "seed": 0,
-            "export_dir": "saved_models",
             **defaults,
         }
     )
@@ -97,7 +97,8 @@ def build_parser(description, defaults):
 
 def run(args):
     """Run the five steps for parsed ``args``; returns the summary dict it prints."""
-    get_builder(args.model)  # fail on an unknown name before loading any data
+    get_builder(args.model)  # fail on an unknown name or export flag before loading any data
+    check_export_arguments(args)
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download, image_size=args.image_size)
     build(args.model, dataset.image_shape, dataset.num_classes)  # fail on a shape it cannot take, before any output
     train, validation = train_validation_split(*dataset.train, args.validation_size, seed=args.seed)
@@ -141,7 +142,13 @@ def run(args):
         result.model, *dataset.test, dataset.class_names, run_dir / "evaluation",
         history_csv=paths["history"], log_dir=paths["logs"],
     )
-    export_path = export_saved_model(result.model, args.export_dir, name, version=args.version) if is_chief() else None
+    export = None
+    if is_chief():
+        export = export_for_dataset(
+            result.model, dataset, args, name=name, seed=args.seed,
+            metrics={k: v for k, v in report.items() if k in ("top5_accuracy", "macro_f1")},
+            training_command=config["command"],
+        )
     summary = {
         "model": args.model,
         "dataset": dataset.name,
@@ -150,9 +157,12 @@ def run(args):
         "train_seconds": round(train_seconds, 1),
         "run_dir": str(run_dir),
         "report": str(run_dir / "evaluation" / "report.json"),
-        "saved_model": str(export_path) if export_path else None,
+        "saved_model": str(export.path) if export else None,
+        "blessed": export.blessed if export else None,
     }
     print(json.dumps(summary, indent=2))
+    if export:
+        refuse_unpushed(export)
     return summary
 
 

@@ -1,5 +1,25 @@
-"""Export: versioned SavedModels for TF Serving."""
+"""Export: verified, versioned SavedModels for TF Serving and TFLite files for devices.
 
-from kvision.export.saved_model import export_saved_model, next_version
+``export_classifier`` is the one entry point recipes and ``python -m
+kvision.export`` call; the modules behind it are ``signatures`` (what the
+SavedModel answers), ``saved_model`` (writing, warmup, versions,
+models.config), ``tflite`` (conversion, LiteRT inference), ``verify``
+(fresh-process serving check, parity) and ``push`` (blessing, atomic push).
+"""
 
-__all__ = ["export_saved_model", "next_version"]
+from kvision.export.push import ExportResult, export_classifier
+from kvision.export.saved_model import next_version, read_warmup, versions, write_models_config
+from kvision.export.signatures import classifier_archive
+from kvision.export.tflite import TFLiteClassifier, convert
+
+__all__ = [
+    "ExportResult",
+    "TFLiteClassifier",
+    "classifier_archive",
+    "convert",
+    "export_classifier",
+    "next_version",
+    "read_warmup",
+    "versions",
+    "write_models_config",
+]

@@ -1,20 +1,23 @@
-"""Versioned, atomic SavedModel export for TF Serving.
+"""SavedModel writing for TF Serving: signatures, warmup requests, version numbers, models.config.
 
-TF Serving watches ``<base>/<name>/`` and loads any integer-named version
-directory it finds, so a version must appear complete or not at all: it is
-written to a hidden temporary sibling and renamed into place (an atomic rename
-on one filesystem). An existing version is never overwritten.
+TF Serving watches ``<base>/<name>/`` and loads integer-named version
+directories; ``push.py`` decides when a finished directory gets such a name.
 """
 
 import os
-import shutil
 import time
 from pathlib import Path
 
-import keras
+import numpy as np
 import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+from tensorflow_serving.config import model_server_config_pb2
 
 from kvision.errors import ExportError
+from kvision.export.signatures import EXAMPLE_FEATURE, classifier_archive
+
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000
 
 
 def next_version(model_dir, version=None):
@@ -31,35 +34,103 @@ def next_version(model_dir, version=None):
     return version
 
 
-def _build_archive(model):
-    """An ``ExportArchive`` whose ``serving_default`` maps raw float32 images to logits."""
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")
-    archive.add_endpoint("serving_default", lambda image: {"logits": model(image, training=False)}, [spec])
-    return archive
+def versions(model_dir):
+    """The integer version directories under ``model_dir``, ascending (what TF Serving would load)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def export_saved_model(model, base_dir, name, *, version=None):
-    """Write ``model`` to ``base_dir/name/<version>/`` atomically; return that path.
+def write_saved_model(model, path, class_names):
+    """Write ``model`` with the classifier signatures (see ``signatures.py``) to ``path``."""
+    classifier_archive(model, class_names).write_out(str(path), verbose=False)
 
-    The SavedModel's ``serving_default`` signature takes ``image``: float32
-    ``[N, H, W, C]`` in the raw 0..255 range (the model normalises inside) and
-    returns ``logits``: float32 ``[N, num_classes]``.
+
+def encode_png(images):
+    """uint8 ``[N, H, W, C]`` images as a list of PNG byte strings (lossless)."""
+    return [tf.io.encode_png(image).numpy() for image in images]
+
+
+def serialize_examples(images):
+    """uint8 images as serialized ``tf.train.Example``s with a PNG under ``image/encoded``."""
+    return [
+        tf.train.Example(
+            features=tf.train.Features(feature={EXAMPLE_FEATURE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[png]))})
+        ).SerializeToString()
+        for png in encode_png(images)
+    ]
+
+
+def signature_inputs(images):
+    """The same uint8 images as the input of each classifier signature, as numpy arrays."""
+    return {
+        "serving_default": {"image_bytes": np.array(encode_png(images), dtype=object)},
+        "serve_images": {"images": np.asarray(images, np.uint8)},
+        "serve_examples": {"examples": np.array(serialize_examples(images), dtype=object)},
+    }
+
+
+def warmup_logs(images, model_name, *, batch_sizes=(1, 8)):
+    """``PredictionLog``s for every signature, batches of real ``images`` of each size in ``batch_sizes``."""
+    logs = []
+    start = 0
+    for batch_size in batch_sizes:
+        batch = images[start : start + batch_size]
+        start += batch_size
+        for signature, inputs in signature_inputs(batch).items():
+            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    if len(logs) > MAX_WARMUP_RECORDS:
+        raise ExportError(f"TF Serving reads at most {MAX_WARMUP_RECORDS} warmup records. Received: {len(logs)}")
+    return logs
+
+
+def write_warmup(saved_model_dir, images, model_name, *, batch_sizes=(1, 8)):
+    """Write ``assets.extra/tf_serving_warmup_requests`` (TFRecord of ``PredictionLog``); return its path."""
+    if len(images) < sum(batch_sizes):
+        raise ExportError(f"Warmup needs {sum(batch_sizes)} evaluation images. Received: {len(images)}")
+    path = Path(saved_model_dir) / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for log in warmup_logs(images, model_name, batch_sizes=batch_sizes):
+            writer.write(log.SerializeToString())
+    return path
+
+
+def read_warmup(saved_model_dir):
+    """The warmup records as ``[(signature, {input: ndarray})]``, decoded as TF Serving would."""
+    requests = []
+    for record in tf.data.TFRecordDataset(str(Path(saved_model_dir) / WARMUP_FILE)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+        requests.append((request.model_spec.signature_name, inputs))
+    return requests
+
+
+def write_models_config(base_dir, name, *, keep_versions=2):
+    """Write ``<base>/<name>/models.config`` for ``tensorflow_model_server --model_config_file``.
+
+    The config serves the newest ``keep_versions`` versions of the model
+    (``model_version_policy { latest { num_versions: K } }``). It is written
+    to a temporary file and renamed, so a server polling it never reads half.
     """
-    model_dir = Path(base_dir) / name
-    version = next_version(model_dir, version)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    staging = model_dir / f".tmp-{version}-{os.getpid()}"
-    final = model_dir / str(version)
-    try:
-        _build_archive(model).write_out(str(staging), verbose=False)
-        try:
-            os.rename(staging, final)
-        except OSError as err:  # the version appeared meanwhile (another exporter)
-            raise ExportError(
-                f"Could not publish the export as a new version directory. Received: {final} ({err})"
-            ) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return final
+    if keep_versions < 1:
+        raise ExportError(f"keep_versions must be at least 1. Received: {keep_versions}")
+    model_dir = (Path(base_dir) / name).resolve()
+    config = model_server_config_pb2.ModelServerConfig()
+    entry = config.model_config_list.config.add(name=name, base_path=str(model_dir), model_platform="tensorflow")
+    entry.model_version_policy.latest.num_versions = keep_versions
+    path = model_dir / "models.config"
+    tmp = model_dir / f".models.config.{os.getpid()}"
+    tmp.write_text(str(config))
+    os.replace(tmp, path)
+    return path
+
+
+def saved_model_size(path):
+    """Bytes on disk of everything under ``path``."""
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())

@@ -29,7 +29,8 @@ def fashion_run(tmp_path_factory):
     data = write_idx_dataset(tmp / "data", train_count=256, test_count=64, examples=quadrant_examples).path
     result = run_recipe(
         "fashion_mnist.py", "--data-dir", data, "--epochs", 3, "--batch-size", 32, "--validation-size", 32,
-        "--lr", 0.05, "--run-dir", tmp / "run", "--export-dir", tmp / "exports", "--version", 5, cwd=tmp,
+        "--lr", 0.05, "--run-dir", tmp / "run", "--export-dir", tmp / "exports", "--version", 5,
+        "--tflite", "float32", cwd=tmp,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp, result
@@ -47,11 +48,18 @@ def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
         assert (tmp / "run" / "evaluation" / name).exists()
 
     export = tmp / "exports" / "fashion_mnist_cnn" / "5"
-    assert summary["saved_model"] == str(export)
-    serving = tf.saved_model.load(str(export)).signatures["serving_default"]
+    assert summary["saved_model"] == str(export) and summary["blessed"] is True
+    assert (export / "BLESSED").exists() and (export / "tflite" / "fashion_mnist_cnn_float32.tflite").exists()
+    assert "SavedModel serving_default max abs Δlogit" in result.stdout, "the parity table is printed"
+    evaluation = json.loads((export / "evaluation.json").read_text())
+    assert evaluation["metrics"]["accuracy"] == report["accuracy"]
+    assert evaluation["metrics"]["top5_accuracy"] == report["top5_accuracy"]
+    assert evaluation["training_command"].startswith(str(ROOT / "recipes" / "fashion_mnist.py"))
+    serving = tf.saved_model.load(str(export)).signatures["serve_images"]
     best = keras.models.load_model(tmp / "run" / "checkpoints" / "best.keras")
-    images = np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1)).astype("float32")
-    np.testing.assert_allclose(serving(image=tf.constant(images))["logits"], best.predict(images, verbose=0), atol=1e-4)
+    images = np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1)).astype("uint8")
+    expected = best.predict(images.astype("float32"), verbose=0)
+    np.testing.assert_allclose(serving(images=tf.constant(images))["logits"], expected, atol=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -60,6 +68,7 @@ def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
         (["--model", "resnet21"], "error: Unknown model name. Did you mean resnet32, resnet20"),
         (["--data-dir", "/nonexistent/fashion"], "error: Could not find the fashion_mnist dataset. Tried:"),
         (["--model", "resnet18"], "error: ResNet-18 needs inputs of at least 32×32 pixels"),
+        (["--tflite", "float32,int4"], "error: Expected TFLite variants among float32, float16, dynamic, int8. Received: int4"),
     ],
 )
 def test_user_mistakes_get_one_line_and_no_output(tmp_path, args, message):
@@ -76,7 +85,8 @@ def test_every_recipe_documents_its_flags(tmp_path):
     for script in ("fashion_mnist.py", "cifar10.py", "classification.py"):
         result = run_recipe(script, "--help", cwd=tmp_path)
         assert result.returncode == 0, result.stderr
-        for flag in ("--data-dir", "--model", "--epochs", "--mixed-precision", "--xla", "--version"):
+        for flag in ("--data-dir", "--model", "--epochs", "--mixed-precision", "--xla", "--version", "--tflite",
+                     "--bless-min-accuracy", "--push-unblessed", "--keep-versions"):
             assert flag in result.stdout
 
 
@@ -85,7 +95,8 @@ def test_cifar10_recipe_on_a_tiny_binary_archive(tmp_path):
     archive = make_tar_gz(release.path, tmp_path / "cifar-10-binary.tar.gz")
     result = run_recipe(
         "cifar10.py", "--data-dir", archive, "--epochs", 1, "--batch-size", 50,
-        "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports", "--version", 1, cwd=tmp_path,
+        "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports", "--version", 1, "--tflite", "float32",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())
@@ -93,4 +104,8 @@ def test_cifar10_recipe_on_a_tiny_binary_archive(tmp_path):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["model"], config["schedule"], config["weight_decay"], config["validation_size"]) == (
         "resnet20", "piecewise", 1e-4, 0)
-    assert (tmp_path / "exports" / "cifar10_resnet20" / "1" / "saved_model.pb").exists()
+    export = tmp_path / "exports" / "cifar10_resnet20" / "1"
+    assert (export / "saved_model.pb").exists() and (export / "BLESSED").exists()
+    evaluation = json.loads((export / "evaluation.json").read_text())
+    assert evaluation["signatures"]["serve_images"]["inputs"]["images"]["shape"] == [-1, 32, 32, 3]
+    assert evaluation["class_names"] == CIFAR10_NAMES

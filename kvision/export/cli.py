@@ -1,0 +1,144 @@
+"""``python -m kvision.export``: export any saved classifier apart from training; flags shared with recipes.
+
+    python -m kvision.export runs/fashion_mnist_cnn --name fashion_mnist_cnn
+    python -m kvision.export model.keras --name flowers --dataset image_folder --data-dir ~/flowers \\
+        --tflite float32,float16,int8 --bless-min-accuracy 0.9
+
+MODEL_PATH is a ``.keras`` file or a run directory (its
+``checkpoints/best.keras``, else ``last.keras``); the dataset defaults to the
+one in the run's ``config.json``. The evaluation split drives the warmup
+requests, parity checks and accuracy; a sample of the training split
+calibrates int8.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import kvision.models  # noqa: F401  (registers kvision's layers so .keras files load)
+from kvision.data import load_dataset
+from kvision.errors import ExportError, KvisionError
+from kvision.export.push import export_classifier
+from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
+
+REPRESENTATIVE_IMAGES = 300
+
+
+def add_export_arguments(parser):
+    """The export flags, as a group of ``parser``; recipes and the CLI share them."""
+    group = parser.add_argument_group("export")
+    group.add_argument("--export-dir", default="saved_models", help="serving base directory; versions go to <dir>/<name>/<version>")
+    group.add_argument("--version", type=int, help="export version (default: Unix time); an existing one is never overwritten")
+    group.add_argument("--tflite", default="float32,int8", help=f"comma-separated TFLite variants among {','.join(VARIANTS)} ('' for none)")
+    group.add_argument("--int8-io", default="uint8", choices=INT8_IO_TYPES, help="input/output type of the int8 TFLite model")
+    group.add_argument("--allow-select-ops", action="store_true", help="let TFLite files use Select TF ops (needs the Flex delegate)")
+    group.add_argument("--bless-min-accuracy", type=float, help="bless only if test accuracy reaches this (0..1)")
+    group.add_argument("--push-unblessed", dest="push_only_if_blessed", action="store_false",
+                       help="publish a version even if it fails its checks (default: move it to <dir>/.rejected/)")
+    group.add_argument("--keep-versions", type=int, default=2, help="versions the written models.config serves")
+    return group
+
+
+def check_export_arguments(args):
+    """Fail on bad export flags before any training or loading happens."""
+    parse_variants(args.tflite)
+    if args.keep_versions < 1:
+        raise ExportError(f"--keep-versions must be at least 1. Received: {args.keep_versions}")
+    if args.bless_min_accuracy is not None and not 0 <= args.bless_min_accuracy <= 1:
+        raise ExportError(f"--bless-min-accuracy is a fraction in [0, 1]. Received: {args.bless_min_accuracy}")
+    if args.version is not None and args.version < 0:
+        raise ExportError(f"--version must be a non-negative integer. Received: {args.version}")
+
+
+def export_for_dataset(model, dataset, args, *, name, metrics=None, training_command=None, seed=0):
+    """``export_classifier`` on ``dataset``'s test split with the export flags in ``args``."""
+    train_images = dataset.train[0]
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(train_images), size=min(REPRESENTATIVE_IMAGES, len(train_images)), replace=False)
+    return export_classifier(
+        model,
+        args.export_dir,
+        name,
+        class_names=dataset.class_names,
+        eval_images=dataset.test[0],
+        eval_labels=dataset.test[1],
+        representative_images=train_images[np.sort(sample)],
+        version=args.version,
+        tflite=parse_variants(args.tflite),
+        int8_io=args.int8_io,
+        allow_select_ops=args.allow_select_ops,
+        bless_min_accuracy=args.bless_min_accuracy,
+        push_only_if_blessed=args.push_only_if_blessed,
+        keep_versions=args.keep_versions,
+        metrics=metrics,
+        training_command=training_command,
+        dataset={"name": dataset.name, "origin": dataset.origin, "fingerprint": dataset.fingerprint()},
+    )
+
+
+def refuse_unpushed(result):
+    """Raise ``ExportError`` naming the failed checks when ``result`` was not pushed."""
+    if not result.pushed:
+        failed = "; ".join(f"{c.name} = {c.value:.4g} (bar {c.op} {c.bar:g})" for c in result.failed_checks)
+        raise ExportError(f"Version {result.version} is NOT_BLESSED and was not pushed; kept at {result.path}. Failed: {failed}")
+
+
+def resolve_model_path(path):
+    """A ``.keras`` file from ``path`` (a file or a run directory) and the run's config, if any."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = [path / "checkpoints" / "best.keras", path / "checkpoints" / "last.keras"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise ExportError(f"Expected a run directory holding {candidates[0]} or {candidates[1]}. Received: {path}")
+        run_dir, path = path, found
+    elif path.suffix == ".keras" and path.is_file():
+        run_dir = path.parent.parent
+    else:
+        raise ExportError(f"Expected a .keras file or a run directory. Received: {path}")
+    config_file = run_dir / "config.json"
+    return path, json.loads(config_file.read_text()) if config_file.is_file() else {}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m kvision.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model_path", metavar="MODEL_PATH", help="a .keras file or a run directory")
+    parser.add_argument("--name", required=True, help="served model name: <export-dir>/<name>/<version>")
+    data = parser.add_argument_group("evaluation data (default: the run's config.json)")
+    data.add_argument("--dataset", help="cifar10, cifar100, fashion_mnist, mnist or image_folder")
+    data.add_argument("--data-dir", help="a local copy of the dataset (see the recipes' --help)")
+    data.add_argument("--image-size", type=int, help="resize image-folder images to N×N")
+    data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
+    add_export_arguments(parser)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        check_export_arguments(args)
+        model_path, config = resolve_model_path(args.model_path)
+        dataset_name = args.dataset or config.get("dataset")
+        if dataset_name is None:
+            raise ExportError(f"Expected --dataset (no config.json next to the run of {model_path}). Received: none")
+        try:
+            model = keras.saving.load_model(model_path)
+        except (ValueError, OSError) as err:
+            raise ExportError(f"Could not load a Keras model from {model_path}: {err}") from None
+        dataset = load_dataset(
+            dataset_name,
+            args.data_dir or config.get("data_dir"),
+            download=not args.no_download,
+            image_size=args.image_size or config.get("image_size"),
+        )
+        result = export_for_dataset(model, dataset, args, name=args.name, training_command=config.get("command"))
+        refuse_unpushed(result)
+    except KvisionError as err:
+        sys.exit(f"error: {err}")
+    return result

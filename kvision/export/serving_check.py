@@ -1,0 +1,85 @@
+"""Load a SavedModel as TF Serving would, with TensorFlow alone, and call its signatures.
+
+Run as a separate process by ``kvision.export.verify`` (never imported by
+kvision, so the check proves the artifact needs no kvision code):
+
+    python serving_check.py SAVED_MODEL OUT_DIR REQUESTS.tfrecord...
+
+Each requests file is a TFRecord of TF Serving ``PredictionLog``s, like the
+model's warmup file. Every request is sent to its signature; the numeric
+outputs go to ``OUT_DIR/outputs.npz`` (key ``<file>/<record>/<output>``) and
+a summary (signature specs, calls, batch-1 latencies, imported packages) to
+``OUT_DIR/summary.json``.
+"""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+LATENCY_REPEATS = 20
+
+
+def spec_dict(spec):
+    return {"dtype": spec.dtype.name, "shape": [d if d is not None else -1 for d in spec.shape.as_list()]}
+
+
+def signature_specs(loaded):
+    specs = {}
+    for name, fn in loaded.signatures.items():
+        specs[name] = {
+            "inputs": {key: spec_dict(spec) for key, spec in fn.structured_input_signature[1].items()},
+            "outputs": {key: spec_dict(spec) for key, spec in fn.structured_outputs.items()},
+        }
+    return specs
+
+
+def requests(path):
+    for record in tf.data.TFRecordDataset(str(path)):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        inputs = {key: tf.constant(tf.make_ndarray(proto)) for key, proto in request.inputs.items()}
+        yield request.model_spec.signature_name, inputs
+
+
+def median_ms(fn, inputs):
+    times = []
+    for _ in range(LATENCY_REPEATS):
+        start = time.perf_counter()
+        fn(**inputs)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))
+
+
+def main(saved_model, out_dir, *request_files):
+    loaded = tf.saved_model.load(saved_model)
+    arrays, calls, latency = {}, [], {}
+    for file_index, path in enumerate(request_files):
+        for record, (signature, inputs) in enumerate(requests(path)):
+            fn = loaded.signatures[signature]
+            outputs = fn(**inputs)
+            batch = int(next(iter(inputs.values())).shape[0])
+            calls.append({"file": file_index, "record": record, "signature": signature, "batch": batch})
+            for key, value in outputs.items():
+                if value.dtype == tf.string:
+                    calls[-1][key] = [v.decode() for v in value.numpy()]
+                else:
+                    arrays[f"{file_index}/{record}/{key}"] = value.numpy()
+            if batch == 1 and signature not in latency:
+                latency[signature] = median_ms(fn, inputs)
+    np.savez(Path(out_dir) / "outputs.npz", **arrays)
+    summary = {
+        "signatures": signature_specs(loaded),
+        "calls": calls,
+        "latency_ms_batch1": latency,
+        "imported": {name: name in sys.modules for name in ("kvision", "keras")},
+        "tensorflow": tf.__version__,
+    }
+    (Path(out_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

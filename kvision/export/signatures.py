@@ -1,0 +1,125 @@
+"""Serving signatures for image classifiers, with pre- and postprocessing in the graph.
+
+An exported classifier answers three signatures, so a client sends whatever
+it has and needs neither kvision nor any preprocessing of its own:
+
+- ``serving_default``: ``image_bytes`` string ``[N]``, encoded JPEG/PNG/BMP/GIF
+  of any size, decoded, converted to the model's channels and resized in-graph;
+- ``serve_images``: ``images`` uint8 ``[N, H, W, C]`` at the model's input size;
+- ``serve_examples``: ``examples`` string ``[N]``, serialized ``tf.train.Example``
+  protos holding the encoded image in the bytes feature ``image/encoded``.
+
+All three return ``logits`` and ``probabilities`` (float32 ``[N, classes]``),
+``class_id`` (int64 ``[N]``) and ``class_name`` (string ``[N]``, looked up in a
+table stored in the graph).
+"""
+
+import keras
+import tensorflow as tf
+
+from kvision.errors import ExportError
+
+EXAMPLE_FEATURE = "image/encoded"
+OUTPUTS = ("logits", "probabilities", "class_id", "class_name")
+
+
+def signature_specs(image_shape):
+    """Each signature's single input as ``{signature: (input name, TensorSpec)}``."""
+    return {
+        "serving_default": ("image_bytes", tf.TensorSpec((None,), tf.string, name="image_bytes")),
+        "serve_images": ("images", tf.TensorSpec((None, *image_shape), tf.uint8, name="images")),
+        "serve_examples": ("examples", tf.TensorSpec((None,), tf.string, name="examples")),
+    }
+
+
+def _to_channels(image, channels):
+    """A decoded uint8 ``[h, w, 1..4]`` image as ``channels`` (1 or 3) channels, alpha dropped."""
+    has_color = tf.shape(image)[-1] >= 3
+    if channels == 3:
+        return tf.cond(has_color, lambda: image[..., :3], lambda: tf.image.grayscale_to_rgb(image[..., :1]))
+    return tf.cond(has_color, lambda: tf.image.rgb_to_grayscale(image[..., :3]), lambda: image[..., :1])
+
+
+def decode_images(image_bytes, image_shape):
+    """Encoded images (string ``[N]``) as float32 ``[N, H, W, C]`` in 0..255.
+
+    Images already at ``H×W`` are passed through untouched, so a lossless
+    encoding of a training image reaches the model bit-exact; others are
+    resized with antialiasing. An undecodable input fails with
+    ``InvalidArgumentError: Unknown image file format``.
+    """
+    height, width, channels = image_shape
+
+    def decode_one(encoded):
+        image = tf.io.decode_image(encoded, channels=0, expand_animations=False)
+        image = tf.cast(_to_channels(image, channels), tf.float32)
+        same_size = tf.reduce_all(tf.shape(image)[:2] == (height, width))
+        image = tf.cond(
+            same_size,
+            lambda: image,
+            lambda: tf.image.resize(image, (height, width), antialias=True),
+        )
+        return tf.ensure_shape(image, image_shape)
+
+    return tf.map_fn(decode_one, image_bytes, fn_output_signature=tf.TensorSpec(image_shape, tf.float32))
+
+
+def check_images(images, image_shape):
+    """``images`` unchanged if they are ``[N, *image_shape]``; else InvalidArgument saying so."""
+    expected = tf.constant(image_shape, tf.int32)
+    tf.debugging.assert_equal(
+        tf.shape(images)[1:],
+        expected,
+        message=f"serve_images expects uint8 images of shape [N, {', '.join(map(str, image_shape))}]; "
+        "received the shape [N, H, W, C] =",
+    )
+    return images
+
+
+def class_name_table(class_names):
+    """A lookup table class id → class name, saved inside the SavedModel."""
+    initializer = tf.lookup.KeyValueTensorInitializer(
+        tf.range(len(class_names), dtype=tf.int64), tf.constant(list(class_names), tf.string)
+    )
+    return tf.lookup.StaticHashTable(initializer, default_value="")
+
+
+def classifier_archive(model, class_names):
+    """A ``keras.export.ExportArchive`` of ``model`` with the three classifier signatures.
+
+    ``model`` takes float32 images in the raw 0..255 range and returns logits
+    (kvision models normalise inside). The archive carries no Python objects:
+    custom layers are traced into the graph.
+    """
+    image_shape = tuple(model.input_shape[1:])
+    if len(image_shape) != 3 or image_shape[-1] not in (1, 3):
+        raise ExportError(
+            f"Expected an image classifier taking [N, H, W, 1 or 3] inputs. Received: input shape {model.input_shape}"
+        )
+    table = class_name_table(class_names)
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(table)
+
+    def predict(images):
+        logits = tf.cast(model(images, training=False), tf.float32)
+        class_id = tf.argmax(logits, axis=-1)
+        return {
+            "logits": logits,
+            "probabilities": tf.nn.softmax(logits),
+            "class_id": class_id,
+            "class_name": table.lookup(class_id),
+        }
+
+    def from_examples(examples):
+        features = tf.io.parse_example(examples, {EXAMPLE_FEATURE: tf.io.FixedLenFeature([], tf.string)})
+        return predict(decode_images(features[EXAMPLE_FEATURE], image_shape))
+
+    endpoints = {
+        "serving_default": lambda image_bytes: predict(decode_images(image_bytes, image_shape)),
+        "serve_images": lambda images: predict(tf.cast(check_images(images, image_shape), tf.float32)),
+        "serve_examples": from_examples,
+    }
+    for name, (_, spec) in signature_specs(image_shape).items():
+        archive.add_endpoint(name, endpoints[name], [spec])
+    return archive

@@ -1,0 +1,149 @@
+"""Verification of an export (TFX's InfraValidator and Evaluator): fresh-process serving check and parity.
+
+Every figure compares an artifact with the in-memory Keras model on the same
+images: the SavedModel's signatures, called in a process that imports only
+TensorFlow (and TF Serving's request protos), and each TFLite file.
+"""
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from kvision.export.saved_model import warmup_logs
+from kvision.export.signatures import OUTPUTS
+
+SERVING_CHECK = Path(__file__).with_name("serving_check.py")
+
+# The blessing bars (issue "TFX-style exporter"): logits of a float artifact
+# match Keras to within these; quantised artifacts keep the top-1 decision.
+SAVED_MODEL_MAX_LOGIT_DIFF = 1e-4
+TFLITE_FLOAT32_MAX_LOGIT_DIFF = 1e-3
+QUANTIZED_MIN_TOP1_AGREEMENT = 0.98
+QUANTIZED_MAX_ACCURACY_DROP = 0.01
+
+
+@dataclass
+class Check:
+    """One pass/fail line of the blessing: ``value`` compared with ``bar`` by ``op`` (``<=`` or ``>=``)."""
+
+    name: str
+    value: float
+    op: str
+    bar: float
+
+    @property
+    def passed(self):
+        if self.value is None or np.isnan(self.value):
+            return False
+        return self.value <= self.bar if self.op == "<=" else self.value >= self.bar
+
+    def as_dict(self):
+        return {**asdict(self), "passed": self.passed}
+
+
+class ServingCheckError(RuntimeError):
+    """The SavedModel could not be loaded or called in a fresh TensorFlow process."""
+
+
+def serve_in_fresh_process(saved_model_dir, images, model_name, *, timeout=900):
+    """Call every signature of ``saved_model_dir`` in a new Python process with TensorFlow only.
+
+    The process replays the model's warmup file and a request per signature
+    holding all of ``images``. Returns ``(summary, logits)``: the check's
+    summary (specs, calls, latencies, imported packages) and, per signature,
+    the logits it returned for ``images``.
+    """
+    with tempfile.TemporaryDirectory(prefix="kvision-serving-check-") as tmp:
+        parity_requests = Path(tmp) / "parity_requests.tfrecord"
+        with tf.io.TFRecordWriter(str(parity_requests)) as writer:
+            for log in warmup_logs(images, model_name, batch_sizes=(len(images),)):
+                writer.write(log.SerializeToString())
+        warmup = Path(saved_model_dir) / "assets.extra" / "tf_serving_warmup_requests"
+        command = [sys.executable, str(SERVING_CHECK), str(saved_model_dir), tmp, str(warmup), str(parity_requests)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp)
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+            raise ServingCheckError(lines[-1] if lines else f"exit status {done.returncode}")
+        summary = json.loads((Path(tmp) / "summary.json").read_text())
+        with np.load(Path(tmp) / "outputs.npz") as outputs:
+            logits = {
+                call["signature"]: outputs[f"1/{call['record']}/logits"]
+                for call in summary["calls"]
+                if call["file"] == 1
+            }
+    return summary, logits
+
+
+def saved_model_checks(summary, logits, keras_logits, class_names):
+    """Checks on the fresh-process results: every signature served, matches Keras, needs no kvision."""
+    checks = [
+        Check(f"SavedModel {signature} max abs Δlogit", float(np.max(np.abs(values - keras_logits))), "<=", SAVED_MODEL_MAX_LOGIT_DIFF)
+        for signature, values in sorted(logits.items())
+    ]
+    expected_names = [class_names[i] for i in np.argmax(keras_logits, axis=-1)]
+    wrong_names = sum(
+        sum(a != b for a, b in zip(call["class_name"], expected_names)) for call in summary["calls"] if call["file"] == 1
+    )
+    checks.append(Check("SavedModel class_name outputs differing from Keras", float(wrong_names), "<=", 0.0))
+    complete = {name for name, spec in summary["signatures"].items() if set(spec["outputs"]) == set(OUTPUTS)}
+    answered = {call["signature"] for call in summary["calls"] if call["file"] == 0} & complete
+    checks.append(Check("signatures serving warmup with all 4 outputs", float(len(answered)), ">=", float(len(summary["signatures"]))))
+    checks.append(Check("kvision modules loaded by the server process", float(summary["imported"]["kvision"]), "<=", 0.0))
+    return checks
+
+
+def tflite_figures(classifier, images, labels, keras_logits, parity_size):
+    """Parity figures of a ``TFLiteClassifier`` on evaluation ``images`` whose Keras logits are given.
+
+    Returns max |Δlogit| on the first ``parity_size`` images and, on all of
+    them, top-1 agreement with Keras, the TFLite accuracy, its drop from
+    Keras, and the batch-1 latency.
+    """
+    logits = classifier.logits(images)
+    predicted = np.argmax(logits, axis=-1)
+    keras_predicted = np.argmax(keras_logits, axis=-1)
+    accuracy = float(np.mean(predicted == labels))
+    return {
+        "max_abs_logit_diff": float(np.max(np.abs(logits[:parity_size] - keras_logits[:parity_size]))),
+        "top1_agreement": float(np.mean(predicted == keras_predicted)),
+        "accuracy": accuracy,
+        "accuracy_drop": float(np.mean(keras_predicted == labels)) - accuracy,
+        "latency_ms_batch1": median_latency_ms(classifier, images[:1]),
+    }
+
+
+def tflite_checks(variant, figures):
+    """The blessing bars of a TFLite variant: float32 matches logits; quantised ones keep decisions."""
+    if variant == "float32":
+        return [Check("TFLite float32 max abs Δlogit", figures["max_abs_logit_diff"], "<=", TFLITE_FLOAT32_MAX_LOGIT_DIFF)]
+    return [
+        Check(f"TFLite {variant} top-1 agreement", figures["top1_agreement"], ">=", QUANTIZED_MIN_TOP1_AGREEMENT),
+        Check(f"TFLite {variant} accuracy drop", figures["accuracy_drop"], "<=", QUANTIZED_MAX_ACCURACY_DROP),
+    ]
+
+
+def median_latency_ms(fn, images, *, repeats=20):
+    """Median wall time of ``fn(images)`` in milliseconds, after one warm-up call."""
+    fn(images)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn(images)
+        times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))
+
+
+def format_checks(checks):
+    """The checks as a short fixed-width table, one line each."""
+    width = max(len(c.name) for c in checks)
+    lines = [f"{'export check'.ljust(width)}  {'value':>10}  {'bar':>12}  ok"]
+    for c in checks:
+        lines.append(f"{c.name.ljust(width)}  {c.value:>10.4g}  {c.op + ' ' + format(c.bar, 'g'):>12}  {'yes' if c.passed else 'NO'}")
+    return "\n".join(lines)

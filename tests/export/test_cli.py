@@ -1,0 +1,68 @@
+"""``python -m kvision.export``: exporting a saved model apart from training."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kvision.export import versions
+from kvision.export.cli import main
+from tests.data.writers import write_idx_dataset
+from tests.helpers import quadrant_examples, small_cnn
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A run directory as the recipes leave it: checkpoints and config.json naming the data."""
+    tmp = tmp_path_factory.mktemp("cli")
+    data = write_idx_dataset(tmp / "data", train_count=64, test_count=32, examples=quadrant_examples).path
+    run = tmp / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    small_cnn((28, 28, 1), 10).save(run / "checkpoints" / "best.keras")
+    command = "python recipes/fashion_mnist.py --epochs 1"
+    (run / "config.json").write_text(json.dumps({"dataset": "fashion_mnist", "data_dir": str(data), "command": command}))
+    return run
+
+
+def test_exports_a_run_directory_with_the_data_of_its_config(run_dir, tmp_path):
+    result = main([str(run_dir), "--name", "fm", "--export-dir", str(tmp_path), "--version", "4", "--tflite", "float32"])
+    assert result.blessed and result.path == tmp_path / "fm" / "4"
+    evaluation = json.loads((result.path / "evaluation.json").read_text())
+    assert evaluation["training_command"] == "python recipes/fashion_mnist.py --epochs 1"
+    assert evaluation["dataset"]["name"] == "fashion_mnist" and evaluation["dataset"]["fingerprint"].startswith("sha256:")
+    assert evaluation["metrics"]["evaluation_examples"] == 32 and evaluation["class_names"][0] == "T-shirt/top"
+    assert list(evaluation["parity"]["tflite"]) == ["float32"]
+
+
+def test_an_unblessed_export_exits_with_the_failed_checks(run_dir, tmp_path, capsys):
+    with pytest.raises(SystemExit, match=r"error: Version 1 is NOT_BLESSED and was not pushed; kept at .*rejected.*"
+                                         r"Failed: accuracy on the evaluation split = .* \(bar >= 1.01\)"):
+        main([str(run_dir / "checkpoints" / "best.keras"), "--name", "fm", "--export-dir", str(tmp_path),
+              "--version", "1", "--tflite", "", "--bless-min-accuracy", "1.01"])
+    assert versions(tmp_path / "fm") == []
+
+
+@pytest.mark.parametrize(
+    "path, extra, message",
+    [
+        ("missing.keras", [], r"error: Expected a .keras file or a run directory. Received: .*missing.keras"),
+        (".", [], r"error: Expected a run directory holding .*best.keras or .*last.keras"),
+        ("run/checkpoints/best.keras", ["--tflite", "int4"], "error: Expected TFLite variants among float32, float16"),
+    ],
+)
+def test_user_mistakes_get_one_line(run_dir, tmp_path, path, extra, message):
+    with pytest.raises(SystemExit, match=message):
+        main([str(run_dir.parent / path), *extra, "--name", "fm", "--export-dir", str(tmp_path)])
+    assert not (tmp_path / "fm").exists()
+
+
+def test_help_documents_every_flag():
+    shown = subprocess.run([sys.executable, "-m", "kvision.export", "--help"], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT, check=True).stdout
+    for flag in ("MODEL_PATH", "--name", "--tflite", "--int8-io", "--bless-min-accuracy", "--push-unblessed",
+                 "--keep-versions", "--version", "--allow-select-ops", "--dataset"):
+        assert flag in shown

@@ -1,0 +1,163 @@
+"""export_classifier: layout, warmup, models.config, blessing, refusal to push, atomicity."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+import kvision.export.push as push
+from kvision.errors import ExportError
+from kvision.export import export_classifier, read_warmup, versions
+from kvision.export.tflite import convert
+from tests.export.conftest import CLASS_NAMES
+from tests.helpers import small_cnn
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def export(model, quadrants, base, **options):
+    (train_images, _), (eval_images, eval_labels) = quadrants
+    options = {"tflite": (), "verbose": False, **options}
+    return export_classifier(
+        model, base, "quadrants", class_names=CLASS_NAMES, eval_images=eval_images, eval_labels=eval_labels,
+        representative_images=train_images[:200], **options,
+    )
+
+
+@pytest.fixture(scope="module")
+def blessed(trained_cnn, quadrants, tmp_path_factory):
+    base = tmp_path_factory.mktemp("push")
+    result = export(trained_cnn, quadrants, base, version=3, tflite=("float32", "float16", "dynamic", "int8"),
+                    bless_min_accuracy=0.95, metrics={"top5_accuracy": 1.0}, training_command="python train.py",
+                    dataset={"name": "quadrants", "origin": "tests", "fingerprint": "sha256:x"})
+    return base, result
+
+
+def test_a_blessed_version_holds_everything_a_deployment_needs(blessed):
+    base, result = blessed
+    path = base / "quadrants" / "3"
+    assert result.blessed and result.pushed and result.path == path and result.version == 3
+    names = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+    assert {"saved_model.pb", "assets.extra/tf_serving_warmup_requests", "BLESSED", "evaluation.json",
+            "MODEL_CARD.md", "tflite/quadrants_float32.tflite", "tflite/quadrants_int8.tflite"} <= names
+    assert "NOT_BLESSED" not in names
+    assert [p.name for p in (base / "quadrants").iterdir() if p.name.startswith(".")] == [], "no staging left"
+
+
+def test_evaluation_json_records_parity_sizes_latency_and_provenance(blessed):
+    _, result = blessed
+    evaluation = json.loads((result.path / "evaluation.json").read_text())
+    assert evaluation == result.evaluation | {"version": 3} and evaluation["blessed"] is True
+    parity = evaluation["parity"]
+    assert set(parity["saved_model_max_abs_logit_diff"]) == {"serving_default", "serve_images", "serve_examples"}
+    assert max(parity["saved_model_max_abs_logit_diff"].values()) <= 1e-4
+    assert parity["tflite"]["float32"]["max_abs_logit_diff"] <= 1e-3
+    assert parity["tflite"]["int8"]["top1_agreement"] >= 0.98
+    assert evaluation["metrics"]["accuracy"] >= 0.95 and evaluation["metrics"]["top5_accuracy"] == 1.0
+    assert evaluation["sizes_bytes"]["tflite/quadrants_int8.tflite"] < evaluation["sizes_bytes"]["tflite/quadrants_float32.tflite"]
+    assert set(evaluation["latency_ms_batch1"]) >= {"saved_model/serving_default", "tflite/int8"}
+    assert evaluation["signatures"]["serve_images"]["inputs"] == {"images": {"dtype": "uint8", "shape": [-1, 16, 16, 1]}}
+    assert evaluation["signatures"]["serving_default"]["outputs"]["class_name"]["dtype"] == "string"
+    assert evaluation["training_command"] == "python train.py" and evaluation["dataset"]["fingerprint"] == "sha256:x"
+    assert set(evaluation["versions"]) == {"tensorflow", "keras", "kvision", "python"}
+    assert all(c["passed"] for c in evaluation["checks"]) and len(evaluation["checks"]) >= 12
+    card = (result.path / "MODEL_CARD.md").read_text()
+    assert "**BLESSED**" in card and "`serving_default`: `image_bytes` string[-1]" in card and "top-left" in card
+
+
+def test_warmup_has_real_requests_for_every_signature(blessed, quadrants):
+    _, result = blessed
+    requests = read_warmup(result.path)
+    assert 0 < len(requests) <= 1000
+    assert {sig for sig, _ in requests} == {"serving_default", "serve_images", "serve_examples"}
+    pixels = [inputs["images"] for sig, inputs in requests if sig == "serve_images"]
+    np.testing.assert_array_equal(pixels[0], quadrants[1][0][:1])
+
+
+def test_models_config_is_a_model_server_config_for_the_newest_versions(blessed):
+    base, _ = blessed
+    config = text_format.Parse((base / "quadrants" / "models.config").read_text(), model_server_config_pb2.ModelServerConfig())
+    (entry,) = config.model_config_list.config
+    assert (entry.name, entry.model_platform) == ("quadrants", "tensorflow")
+    assert Path(entry.base_path) == (base / "quadrants").resolve()
+    assert entry.model_version_policy.latest.num_versions == 2
+
+
+def test_saved_model_cli_lists_the_documented_signatures(blessed):
+    _, result = blessed
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    shown = subprocess.run([str(cli), "show", "--all", "--dir", str(result.path)], capture_output=True, text=True,
+                           timeout=120, check=True).stdout
+    for text in ("signature_def['serving_default']", "signature_def['serve_images']", "signature_def['serve_examples']",
+                 "inputs['image_bytes'] tensor_info:", "dtype: DT_UINT8", "outputs['class_name'] tensor_info:"):
+        assert text in shown
+
+
+def test_a_second_export_is_a_new_version_and_config_keeps_k(trained_cnn, quadrants, blessed):
+    base, _ = blessed
+    second = export(trained_cnn, quadrants, base, keep_versions=3)
+    assert second.blessed and int(second.path.name) > 1_600_000_000, "default version is Unix time"
+    assert versions(base / "quadrants") == [3, int(second.path.name)]
+    assert "num_versions: 3" in (base / "quadrants" / "models.config").read_text()
+    with pytest.raises(ExportError, match="Version 3 .* already exists"):
+        export(trained_cnn, quadrants, base, version=3)
+
+
+def test_an_unblessed_version_is_not_pushed(trained_cnn, quadrants, tmp_path):
+    result = export(trained_cnn, quadrants, tmp_path, version=1, bless_min_accuracy=1.01)
+    assert not result.blessed and not result.pushed
+    assert result.path == tmp_path / ".rejected" / "quadrants" / "1"
+    assert (result.path / "NOT_BLESSED").read_text().startswith("accuracy on the evaluation split:")
+    assert versions(tmp_path / "quadrants") == [] and not (tmp_path / "quadrants" / "models.config").exists()
+    forced = export(trained_cnn, quadrants, tmp_path, version=2, bless_min_accuracy=1.01, push_only_if_blessed=False)
+    assert forced.pushed and (tmp_path / "quadrants" / "2" / "NOT_BLESSED").exists()
+
+
+def test_a_broken_tflite_conversion_is_caught_by_parity(trained_cnn, quadrants, tmp_path, monkeypatch):
+    other = small_cnn()  # same architecture, different weights: what a wrong conversion looks like
+    monkeypatch.setattr(push, "convert", lambda model, variant, **kw: convert(other, variant, **kw))
+    result = export(trained_cnn, quadrants, tmp_path, version=1, tflite=("float32", "int8"))
+    failed = {c.name for c in result.failed_checks}
+    assert not result.blessed and "TFLite float32 max abs Δlogit" in failed and "TFLite int8 top-1 agreement" in failed
+    assert not any(name.startswith("SavedModel") for name in failed)
+
+
+def test_a_serving_failure_in_the_fresh_process_is_not_blessed(trained_cnn, quadrants, tmp_path, monkeypatch):
+    script = tmp_path / "crash.py"
+    script.write_text("import sys\nsys.exit('tensorflow.errors.NotFoundError: Op type not registered')\n")
+    monkeypatch.setattr(push.verify, "SERVING_CHECK", script)
+    result = export(trained_cnn, quadrants, tmp_path, version=1)
+    assert not result.blessed and not result.pushed
+    assert "Op type not registered" in result.failed_checks[0].name
+
+
+def test_a_killed_export_never_appears_as_a_version(trained_cnn, quadrants, tmp_path):
+    trained_cnn.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "data.npz", images=quadrants[1][0], labels=quadrants[1][1])
+    # The exporter dies (SIGKILL) after the SavedModel's variables are written, before the rename.
+    script = (
+        "import os, signal, sys, keras, numpy as np\n"
+        "import kvision.export.push as push\n"
+        "def die(path, *args, **kwargs):\n"
+        "    assert (path / 'variables' / 'variables.index').exists()\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "push.write_warmup = die\n"
+        "data = np.load(sys.argv[2])\n"
+        "push.export_classifier(keras.saving.load_model(sys.argv[1]), sys.argv[3], 'quadrants', version=9,\n"
+        f"    class_names={CLASS_NAMES!r}, eval_images=data['images'], eval_labels=data['labels'], tflite=())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "model.keras"), str(tmp_path / "data.npz"),
+                           str(tmp_path / "base")], cwd=ROOT, timeout=300, capture_output=True, text=True)
+    assert done.returncode == -9, done.stderr[-2000:]
+    model_dir = tmp_path / "base" / "quadrants"
+    assert versions(model_dir) == [] and not (model_dir / "9").exists()
+    (staging,) = [p for p in model_dir.iterdir()]
+    assert staging.name.startswith(".tmp-9-") and (staging / "variables").is_dir()
+    result = export(trained_cnn, quadrants, tmp_path / "base", version=9)
+    assert result.pushed and sorted(os.listdir(model_dir)) == ["9", "models.config"], "the dead staging is cleaned"

@@ -1,0 +1,108 @@
+"""The classifier signatures: raw inputs in, probabilities and class names out, clean errors."""
+
+import io
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from kvision.export import classifier_archive
+from kvision.export.saved_model import encode_png, serialize_examples
+from tests.export.conftest import CLASS_NAMES
+
+
+@pytest.fixture(scope="module")
+def served(trained_cnn, tmp_path_factory):
+    path = tmp_path_factory.mktemp("signatures") / "model"
+    classifier_archive(trained_cnn, CLASS_NAMES).write_out(str(path), verbose=False)
+    return tf.saved_model.load(str(path)).signatures
+
+
+def encode(image, fmt, mode):
+    """One uint8 ``[H, W, 1]`` image encoded by Pillow as ``fmt`` in colour ``mode`` (L, RGB, RGBA)."""
+    picture = Image.fromarray(image[..., 0], "L").convert(mode)
+    buffer = io.BytesIO()
+    picture.save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buffer.getvalue()
+
+
+def test_lossless_bytes_at_the_model_size_reach_the_model_bit_exact(served, trained_cnn, quadrants):
+    images, _ = quadrants[1]
+    out = served["serving_default"](image_bytes=tf.constant(encode_png(images[:16])))
+    expected = trained_cnn.predict(images[:16].astype(np.float32), verbose=0)
+    np.testing.assert_array_equal(out["logits"].numpy(), expected)
+    np.testing.assert_allclose(out["probabilities"].numpy(), tf.nn.softmax(expected).numpy(), atol=1e-6)
+    np.testing.assert_array_equal(out["class_id"].numpy(), expected.argmax(-1))
+    assert [n.decode() for n in out["class_name"].numpy()] == [CLASS_NAMES[i] for i in expected.argmax(-1)]
+
+
+FORMATS = [("PNG", "L"), ("PNG", "RGB"), ("PNG", "RGBA"), ("JPEG", "L"), ("JPEG", "RGB"),
+           ("BMP", "L"), ("BMP", "RGB"), ("GIF", "L"), ("GIF", "RGB"), ("GIF", "RGBA")]
+
+
+@pytest.mark.parametrize("fmt, mode", FORMATS)
+@pytest.mark.parametrize("size", [16, 40])
+def test_any_format_colour_mode_and_size_is_decoded_and_classified(served, quadrants, fmt, mode, size):
+    images, labels = quadrants[1]
+    resized = [np.asarray(Image.fromarray(i[..., 0]).resize((size, size)))[..., None] for i in images[:8]]
+    encoded = [encode(image, fmt, mode) for image in resized]
+    out = served["serving_default"](image_bytes=tf.constant(encoded))
+    assert out["logits"].shape == (8, 4) and out["probabilities"].dtype == tf.float32
+    np.testing.assert_array_equal(out["class_id"].numpy(), labels[:8])
+
+
+def test_serve_images_and_serve_examples_agree_with_keras(served, trained_cnn, quadrants):
+    images, _ = quadrants[1]
+    expected = trained_cnn.predict(images[:8].astype(np.float32), verbose=0)
+    from_pixels = served["serve_images"](images=tf.constant(images[:8]))
+    from_examples = served["serve_examples"](examples=tf.constant(serialize_examples(images[:8])))
+    np.testing.assert_array_equal(from_pixels["logits"].numpy(), expected)
+    np.testing.assert_array_equal(from_examples["logits"].numpy(), expected)
+    assert sorted(from_examples) == ["class_id", "class_name", "logits", "probabilities"]
+
+
+@pytest.mark.parametrize(
+    "signature, inputs, message",
+    [
+        ("serving_default", {"image_bytes": tf.constant([b"not an image"])}, "Unknown image file format"),
+        ("serving_default", {"image_bytes": tf.constant([b"\x89PNG\r\n\x1a\n truncated"])}, "Unknown image file format|Invalid PNG"),
+        ("serve_images", {"images": tf.zeros((1, 16, 16, 1), tf.float32)}, "expected to be a uint8 tensor but is a float tensor"),
+        ("serve_images", {"images": tf.zeros((1, 28, 28, 1), tf.uint8)}, r"serve_images expects uint8 images of shape \[N, 16, 16, 1\]"),
+        ("serve_examples", {"examples": tf.constant([tf.train.Example().SerializeToString()])}, "image/encoded"),
+        ("serve_examples", {"examples": tf.constant([b"not a proto"])}, "Could not parse example input"),
+    ],
+)
+def test_bad_inputs_are_invalid_argument_errors_that_say_what_was_expected(served, signature, inputs, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        served[signature](**inputs)
+
+
+class Squash(keras.layers.Layer):
+    """A custom layer the serving process never sees the code of."""
+
+    def call(self, x):
+        return x / (1.0 + tf.abs(x))
+
+
+def test_a_model_with_a_custom_layer_serves_without_its_python_code(tmp_path, quadrants):
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(4)(Squash()(keras.layers.Dense(8)(x))))
+    classifier_archive(model, CLASS_NAMES).write_out(str(tmp_path / "model"), verbose=False)
+    images, _ = quadrants[1]
+    np.save(tmp_path / "images.npy", images[:5])
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "fn = tf.saved_model.load(sys.argv[1]).signatures['serve_images']\n"
+        "np.save(sys.argv[3], fn(images=tf.constant(np.load(sys.argv[2])))['logits'].numpy())\n"
+        "assert not any(m.startswith(('kvision', 'tests')) for m in sys.modules), 'imported project code'\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "model"), str(tmp_path / "images.npy"), str(tmp_path / "out.npy")],
+        check=True, timeout=120, cwd=tmp_path,
+    )
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(images[:5].astype(np.float32), verbose=0), atol=1e-6)
