@@ -1,15 +1,15 @@
 """Export: verified, versioned SavedModels for TF Serving and TFLite files for devices.
 
-``export_classifier`` is the one entry point recipes and ``python -m
-kvision.export`` call; the modules behind it are ``signatures`` (what the
+``export_classifier`` (and ``export_generator`` for GANs) is the entry point
+recipes and ``python -m kvision.export`` call; the modules behind it are ``signatures`` (what the
 SavedModel answers), ``saved_model`` (writing, warmup, versions,
 models.config), ``tflite`` (conversion, LiteRT inference), ``verify``
 (fresh-process serving check, parity) and ``push`` (blessing, atomic push).
 """
 
-from kvision.export.push import ExportResult, export_classifier
+from kvision.export.push import ExportResult, export_classifier, export_generator
 from kvision.export.saved_model import next_version, read_warmup, versions, write_models_config
-from kvision.export.signatures import classifier_archive
+from kvision.export.signatures import classifier_archive, generator_archive
 from kvision.export.tflite import TFLiteClassifier, convert
 
 __all__ = [
@@ -18,6 +18,8 @@ __all__ = [
     "classifier_archive",
     "convert",
     "export_classifier",
+    "export_generator",
+    "generator_archive",
     "next_version",
     "read_warmup",
     "versions",

@@ -28,15 +28,22 @@ from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
 REPRESENTATIVE_IMAGES = 300
 
 
-def add_export_arguments(parser):
-    """The export flags, as a group of ``parser``; recipes and the CLI share them."""
+def add_export_arguments(parser, *, classifier=True):
+    """The export flags, as a group of ``parser``; recipes and the CLI share them.
+
+    ``classifier=False`` leaves out the classifier-only flags (int8, accuracy
+    bar) and defaults to a float32 TFLite file, for generators.
+    """
     group = parser.add_argument_group("export")
     group.add_argument("--export-dir", default="saved_models", help="serving base directory; versions go to <dir>/<name>/<version>")
     group.add_argument("--version", type=int, help="export version (default: Unix time); an existing one is never overwritten")
-    group.add_argument("--tflite", default="float32,int8", help=f"comma-separated TFLite variants among {','.join(VARIANTS)} ('' for none)")
-    group.add_argument("--int8-io", default="uint8", choices=INT8_IO_TYPES, help="input/output type of the int8 TFLite model")
-    group.add_argument("--allow-select-ops", action="store_true", help="let TFLite files use Select TF ops (needs the Flex delegate)")
-    group.add_argument("--bless-min-accuracy", type=float, help="bless only if test accuracy reaches this (0..1)")
+    variants = VARIANTS if classifier else tuple(v for v in VARIANTS if v != "int8")
+    group.add_argument("--tflite", default="float32,int8" if classifier else "float32",
+                       help=f"comma-separated TFLite variants among {','.join(variants)} ('' for none)")
+    if classifier:
+        group.add_argument("--int8-io", default="uint8", choices=INT8_IO_TYPES, help="input/output type of the int8 TFLite model")
+        group.add_argument("--allow-select-ops", action="store_true", help="let TFLite files use Select TF ops (needs the Flex delegate)")
+        group.add_argument("--bless-min-accuracy", type=float, help="bless only if test accuracy reaches this (0..1)")
     group.add_argument("--push-unblessed", dest="push_only_if_blessed", action="store_false",
                        help="publish a version even if it fails its checks (default: move it to <dir>/.rejected/)")
     group.add_argument("--keep-versions", type=int, default=2, help="versions the written models.config serves")
@@ -48,7 +55,7 @@ def check_export_arguments(args):
     parse_variants(args.tflite)
     if args.keep_versions < 1:
         raise ExportError(f"--keep-versions must be at least 1. Received: {args.keep_versions}")
-    if args.bless_min_accuracy is not None and not 0 <= args.bless_min_accuracy <= 1:
+    if getattr(args, "bless_min_accuracy", None) is not None and not 0 <= args.bless_min_accuracy <= 1:
         raise ExportError(f"--bless-min-accuracy is a fraction in [0, 1]. Received: {args.bless_min_accuracy}")
     if args.version is not None and args.version < 0:
         raise ExportError(f"--version must be a non-negative integer. Received: {args.version}")

@@ -32,13 +32,15 @@ import kvision
 from kvision.errors import ExportError
 from kvision.export import verify
 from kvision.export.saved_model import (
+    classifier_requests,
     next_version,
     saved_model_size,
+    signature_inputs,
     write_models_config,
-    write_saved_model,
     write_warmup,
 )
-from kvision.export.tflite import TFLiteClassifier, convert
+from kvision.export.signatures import classifier_archive, generator_archive, generator_endpoint
+from kvision.export.tflite import TFLiteClassifier, convert, convert_function
 
 STAGING_PREFIX = ".tmp-"
 
@@ -86,70 +88,22 @@ def _publish(staging, final):
         raise ExportError(f"Could not publish the export as a new version directory. Received: {final} ({err})") from None
 
 
-def export_classifier(
-    model,
-    base_dir,
-    name,
-    *,
-    class_names,
-    eval_images,
-    eval_labels,
-    representative_images=None,
-    version=None,
-    tflite=("float32", "int8"),
-    int8_io="uint8",
-    allow_select_ops=False,
-    bless_min_accuracy=None,
-    push_only_if_blessed=True,
-    keep_versions=2,
-    parity_size=256,
-    metrics=None,
-    training_command=None,
-    dataset=None,
-    verbose=True,
-):
-    """Export ``model`` as version ``version`` of ``name`` under ``base_dir``, verified and blessed.
+def push_version(base_dir, name, write_and_verify, *, version=None, push_only_if_blessed=True, keep_versions=2,
+                 metrics=None, training_command=None, dataset=None, verbose=True):
+    """Stage, verify, bless and push one version; the artifact-specific part is ``write_and_verify``.
 
-    Args:
-        model: a classifier taking raw 0..255 float images and returning logits.
-        class_names: one name per class, stored in the graph.
-        eval_images, eval_labels: the evaluation split (uint8 images), for
-            warmup requests, parity checks and the accuracy figures.
-        representative_images: a few hundred training images calibrating int8.
-        version: integer version; default Unix time. Never overwrites.
-        tflite: TFLite variants to write and check (see ``tflite.VARIANTS``).
-        int8_io: input/output type of the int8 model: uint8, int8 or float32.
-        allow_select_ops: let TFLite files use Select TF ops (Flex delegate).
-        bless_min_accuracy: the model's accuracy on the evaluation split must
-            reach this for the version to be blessed.
-        push_only_if_blessed: move an unblessed version to ``.rejected/``
-            instead of the served directory.
-        keep_versions: versions the written ``models.config`` serves.
-        parity_size: images of the fixed logit-parity batch.
-        metrics, training_command, dataset: recorded in evaluation.json and
-            the model card (``dataset``: name, origin, fingerprint).
-
-    Returns:
-        An ``ExportResult``; check ``blessed`` and ``pushed``.
+    ``write_and_verify(staging_dir)`` writes the SavedModel (and anything
+    else) into ``staging_dir`` and returns ``(evaluation, checks)``; this
+    function adds the verdict files, evaluation.json and MODEL_CARD.md and
+    renames the directory into place (or into ``.rejected/``).
     """
-    eval_images = np.asarray(eval_images)
-    eval_labels = np.asarray(eval_labels)
-    if len(eval_images) < 9 or len(eval_images) != len(eval_labels):
-        raise ExportError(
-            f"Expected at least 9 evaluation images with one label each. "
-            f"Received: {len(eval_images)} images, {len(eval_labels)} labels"
-        )
     model_dir = Path(base_dir) / name
     version = next_version(model_dir, version)
     model_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_staging(model_dir)
     staging = model_dir / f"{STAGING_PREFIX}{version}-{socket.gethostname()}-{os.getpid()}"
     try:
-        evaluation, checks = _write_and_verify(
-            model, staging, name, class_names, eval_images, eval_labels, representative_images,
-            tflite=tflite, int8_io=int8_io, allow_select_ops=allow_select_ops,
-            bless_min_accuracy=bless_min_accuracy, parity_size=parity_size,
-        )
+        evaluation, checks = write_and_verify(staging)
         blessed = all(c.passed for c in checks)
         evaluation.update(
             model=name,
@@ -157,7 +111,7 @@ def export_classifier(
             blessed=blessed,
             created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             checks=[c.as_dict() for c in checks],
-            metrics={**evaluation["metrics"], **(metrics or {})},
+            metrics={**evaluation.get("metrics", {}), **(metrics or {})},
             training_command=training_command,
             dataset=dataset,
             versions={
@@ -167,8 +121,9 @@ def export_classifier(
                 "python": platform.python_version(),
             },
         )
+        shown = checks if blessed else [c for c in checks if not c.passed]
         (staging / ("BLESSED" if blessed else "NOT_BLESSED")).write_text(
-            "\n".join(f"{c.name}: {c.value:.6g} {c.op} {c.bar:g}" for c in (checks if blessed else [c for c in checks if not c.passed])) + "\n"
+            "".join(f"{c.name}: {c.value:.6g} {c.op} {c.bar:g}\n" for c in shown)
         )
         (staging / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
         (staging / "MODEL_CARD.md").write_text(model_card(evaluation))
@@ -187,61 +142,193 @@ def export_classifier(
     return result
 
 
-def _write_and_verify(model, staging, name, class_names, eval_images, eval_labels, representative_images, *,
-                      tflite, int8_io, allow_select_ops, bless_min_accuracy, parity_size):
-    """Write the SavedModel, warmup and TFLite files into ``staging``; return (evaluation, checks)."""
+def _fresh_process_checks(staging, requests, name, check_fn):
+    """``(summary, outputs, checks)`` of the fresh-process serving check; a crash becomes a failed check."""
+    try:
+        summary, outputs = verify.serve_in_fresh_process(staging, requests, name)
+        return summary, outputs, check_fn(summary, outputs)
+    except verify.ServingCheckError as err:
+        summary = {"error": str(err), "signatures": {}, "latency_ms_batch1": {}}
+        return summary, {}, [verify.Check(f"SavedModel loads and serves in a fresh process ({err})", 0.0, ">=", 1.0)]
+
+
+def _write_tflite(staging, name, variant, content, sizes):
+    path = staging / "tflite" / f"{name}_{variant}.tflite"
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(content)
+    sizes[f"tflite/{path.name}"] = len(content)
+    return path
+
+
+def _latencies(summary, tflite_results):
+    return {
+        **{f"saved_model/{k}": v for k, v in summary["latency_ms_batch1"].items()},
+        **{f"tflite/{k}": v["latency_ms_batch1"] for k, v in tflite_results.items()},
+    }
+
+
+def export_classifier(
+    model,
+    base_dir,
+    name,
+    *,
+    class_names,
+    eval_images,
+    eval_labels,
+    representative_images=None,
+    tflite=("float32", "int8"),
+    int8_io="uint8",
+    allow_select_ops=False,
+    bless_min_accuracy=None,
+    parity_size=256,
+    **push_options,
+):
+    """Export classifier ``model`` as a new version of ``name`` under ``base_dir``, verified and blessed.
+
+    Args:
+        model: a classifier taking raw 0..255 float images and returning logits.
+        class_names: one name per class, stored in the graph.
+        eval_images, eval_labels: the evaluation split (uint8 images), for
+            warmup requests, parity checks and the accuracy figures.
+        representative_images: a few hundred training images calibrating int8.
+        tflite: TFLite variants to write and check (see ``tflite.VARIANTS``).
+        int8_io: input/output type of the int8 model: uint8, int8 or float32.
+        allow_select_ops: let TFLite files use Select TF ops (Flex delegate).
+        bless_min_accuracy: the model's accuracy on the evaluation split must
+            reach this for the version to be blessed.
+        parity_size: images of the fixed logit-parity batch.
+        push_options: ``version`` (default Unix time; never overwrites),
+            ``push_only_if_blessed`` (default True: an unblessed version goes to
+            ``.rejected/``), ``keep_versions`` (served by models.config),
+            ``metrics``, ``training_command``, ``dataset`` (recorded in
+            evaluation.json and the model card), ``verbose``.
+
+    Returns:
+        An ``ExportResult``; check ``blessed`` and ``pushed``.
+    """
+    eval_images = np.asarray(eval_images)
+    eval_labels = np.asarray(eval_labels)
+    if len(eval_images) < 9 or len(eval_images) != len(eval_labels):
+        raise ExportError(
+            f"Expected at least 9 evaluation images with one label each. "
+            f"Received: {len(eval_images)} images, {len(eval_labels)} labels"
+        )
     if len(class_names) != model.output_shape[-1]:
         raise ExportError(
             f"Expected one class name per model output. Received: {len(class_names)} names "
             f"for {model.output_shape[-1]} outputs"
         )
-    write_saved_model(model, staging, class_names)
-    write_warmup(staging, eval_images, name)
-    keras_logits = model.predict(eval_images.astype(np.float32), batch_size=256, verbose=0).astype(np.float32)
-    accuracy = float(np.mean(np.argmax(keras_logits, -1) == eval_labels))
-    checks = []
-    if bless_min_accuracy is not None:
-        checks.append(verify.Check("accuracy on the evaluation split", accuracy, ">=", bless_min_accuracy))
 
-    parity_images = eval_images[:parity_size]
-    try:
-        summary, logits = verify.serve_in_fresh_process(staging, parity_images, name)
-        checks += verify.saved_model_checks(summary, logits, keras_logits[:parity_size], list(class_names))
-        parity = {sig: float(np.max(np.abs(v - keras_logits[:parity_size]))) for sig, v in logits.items()}
-    except verify.ServingCheckError as err:
-        summary, parity = {"error": str(err), "signatures": {}, "latency_ms_batch1": {}}, {}
-        checks.append(verify.Check(f"SavedModel loads and serves in a fresh process ({err})", 0.0, ">=", 1.0))
+    def write_and_verify(staging):
+        classifier_archive(model, class_names).write_out(str(staging), verbose=False)
+        write_warmup(staging, classifier_requests(eval_images), name)
+        keras_logits = model.predict(eval_images.astype(np.float32), batch_size=256, verbose=0).astype(np.float32)
+        accuracy = float(np.mean(np.argmax(keras_logits, -1) == eval_labels))
+        checks = []
+        if bless_min_accuracy is not None:
+            checks.append(verify.Check("accuracy on the evaluation split", accuracy, ">=", bless_min_accuracy))
+        parity_images = eval_images[:parity_size]
+        summary, outputs, serving = _fresh_process_checks(
+            staging, list(signature_inputs(parity_images).items()), name,
+            lambda summary, outputs: verify.classifier_checks(summary, outputs, keras_logits[:parity_size], list(class_names)),
+        )
+        checks += serving
+        tflite_results, sizes = {}, {"saved_model": saved_model_size(staging)}
+        for variant in tflite:
+            content = convert(model, variant, representative_images=representative_images, int8_io=int8_io,
+                              allow_select_ops=allow_select_ops)
+            path = _write_tflite(staging, name, variant, content, sizes)
+            figures = verify.tflite_figures(TFLiteClassifier(path), eval_images, eval_labels, keras_logits, parity_size)
+            tflite_results[variant] = figures
+            checks += verify.tflite_checks(variant, figures)
+        evaluation = {
+            "metrics": {"accuracy": accuracy, "evaluation_examples": len(eval_labels)},
+            "parity": {
+                "saved_model_max_abs_logit_diff": {
+                    sig: float(np.max(np.abs(v["logits"] - keras_logits[:parity_size]))) for sig, v in outputs.items()
+                },
+                "tflite": tflite_results,
+                "parity_examples": len(parity_images),
+            },
+            "sizes_bytes": sizes,
+            "latency_ms_batch1": _latencies(summary, tflite_results),
+            "signatures": summary["signatures"],
+            "class_names": list(class_names),
+            "model_summary": {
+                "name": model.name,
+                "parameters": int(model.count_params()),
+                "input": f"image {list(model.input_shape[1:])}, raw 0..255 pixels",
+                "classes": int(model.output_shape[-1]),
+            },
+        }
+        return evaluation, checks
 
-    tflite_results, sizes = {}, {"saved_model": saved_model_size(staging)}
-    for variant in tflite:
-        content = convert(model, variant, representative_images=representative_images, int8_io=int8_io,
-                          allow_select_ops=allow_select_ops)
-        path = staging / "tflite" / f"{name}_{variant}.tflite"
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(content)
-        sizes[f"tflite/{path.name}"] = len(content)
-        figures = verify.tflite_figures(TFLiteClassifier(path), eval_images, eval_labels, keras_logits, parity_size)
-        tflite_results[variant] = figures
-        checks += verify.tflite_checks(variant, figures)
+    return push_version(base_dir, name, write_and_verify, **push_options)
 
-    evaluation = {
-        "metrics": {"accuracy": accuracy, "evaluation_examples": len(eval_labels)},
-        "parity": {"saved_model_max_abs_logit_diff": parity, "tflite": tflite_results, "parity_examples": len(parity_images)},
-        "sizes_bytes": sizes,
-        "latency_ms_batch1": {
-            **{f"saved_model/{k}": v for k, v in summary["latency_ms_batch1"].items()},
-            **{f"tflite/{k}": v["latency_ms_batch1"] for k, v in tflite_results.items()},
-        },
-        "signatures": summary["signatures"],
-        "class_names": list(class_names),
-        "model_summary": {
-            "name": model.name,
-            "parameters": int(model.count_params()),
-            "input_shape": list(model.input_shape[1:]),
-            "num_classes": int(model.output_shape[-1]),
-        },
-    }
-    return evaluation, checks
+
+def export_generator(generator, base_dir, name, *, tflite=("float32",), parity_size=64, seed=0, **push_options):
+    """Export a GAN generator (networks in ``[-1, 1]``) as a verified, versioned SavedModel and TFLite files.
+
+    ``serving_default`` takes ``noise`` float32 ``[N, latent]`` (and ``label``
+    int32 ``[N]`` when conditional) and returns ``images`` uint8. The checks:
+    the fresh-process SavedModel's images equal Keras' to within one grey
+    level on ``parity_size`` seeded latents; TFLite float32 too; float16 and
+    dynamic-range files within a mean of 2 levels. ``push_options`` as for
+    ``export_classifier``.
+    """
+    unsupported = [v for v in tflite if v == "int8"]
+    if unsupported:
+        raise ExportError("Generators export as float32, float16 or dynamic TFLite files. Received: int8")
+    latent_dim = int(generator.inputs[0].shape[-1])
+    conditional = len(generator.inputs) == 2
+    function, specs = generator_endpoint(generator, check_labels=False)
+    num_classes = 0
+    if conditional:
+        num_classes = next(layer.input_dim for layer in generator.layers if isinstance(layer, keras.layers.Embedding))
+
+    def inputs(count, offset):
+        rng = np.random.default_rng(seed + offset)
+        batch = {"noise": rng.standard_normal((count, latent_dim)).astype(np.float32)}
+        if conditional:
+            batch["label"] = (np.arange(count) % num_classes).astype(np.int32)
+        return batch
+
+    def write_and_verify(staging):
+        generator_archive(generator).write_out(str(staging), verbose=False)
+        write_warmup(staging, [("serving_default", inputs(1, 1)), ("serving_default", inputs(8, 2))], name)
+        parity = inputs(parity_size, 0)
+        expected = function(**parity)["images"].numpy().astype(np.int16)
+        summary, outputs, checks = _fresh_process_checks(
+            staging, [("serving_default", parity)], name,
+            lambda summary, outputs: [
+                verify.Check("SavedModel max abs Δpixel (0..255)",
+                             float(np.max(np.abs(outputs["serving_default"]["images"].astype(np.int16) - expected))),
+                             "<=", verify.GENERATOR_MAX_PIXEL_DIFF),
+                *verify.serving_checks(summary, ("images",)),
+            ],
+        )
+        tflite_results, sizes = {}, {"saved_model": saved_model_size(staging)}
+        for variant in tflite:
+            content = convert_function(generator, function, specs, variant)
+            path = _write_tflite(staging, name, variant, content, sizes)
+            figures = verify.generator_tflite_figures(path, parity, expected)
+            tflite_results[variant] = figures
+            checks += verify.generator_tflite_checks(variant, figures)
+        evaluation = {
+            "parity": {"tflite": tflite_results, "parity_examples": parity_size, "seed": seed},
+            "sizes_bytes": sizes,
+            "latency_ms_batch1": _latencies(summary, tflite_results),
+            "signatures": summary["signatures"],
+            "model_summary": {
+                "name": generator.name,
+                "parameters": int(generator.count_params()),
+                "input": f"noise [{latent_dim}]" + (f", label in [0, {num_classes})" if conditional else ""),
+                "output": f"images uint8 {list(generator.output_shape[1:])}",
+            },
+        }
+        return evaluation, checks
+
+    return push_version(base_dir, name, write_and_verify, **push_options)
 
 
 def model_card(evaluation):
@@ -256,14 +343,14 @@ def model_card(evaluation):
         + ", ".join(f"{k} {v}" for k, v in e["versions"].items()),
         "",
         "## Model",
-        f"- Keras model `{summary['name']}`, {summary['parameters']:,} parameters, "
-        f"input {summary['input_shape']} raw 0..255 pixels, {summary['num_classes']} classes: "
-        + ", ".join(e["class_names"]),
+        f"- Keras model `{summary['name']}`, {summary['parameters']:,} parameters; "
+        + "; ".join(f"{k}: {v}" for k, v in summary.items() if k not in ("name", "parameters")),
+        *([f"- Class names: {', '.join(e['class_names'])}"] if e.get("class_names") else []),
         f"- Trained with: `{e.get('training_command') or 'not recorded'}`",
         f"- Data: {dataset.get('name', 'not recorded')} from {dataset.get('origin', '?')}, "
         f"fingerprint `{dataset.get('fingerprint', '?')}`",
         "",
-        "## Metrics on the evaluation split",
+        "## Metrics",
         *[f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in e["metrics"].items() if not isinstance(v, (dict, list))],
         "",
         "## Checks",
@@ -283,9 +370,9 @@ def model_card(evaluation):
     lines += [
         "",
         "## Limitations",
-        "- Inputs are images like the training data; other image sizes are resized in the graph, "
-        "which the training data never saw. Accuracy elsewhere is not measured here.",
-        "- TFLite files take decoded pixels (`image`); decoding image bytes is left to the device.",
+        "- Figures hold for data like the evaluation data; nothing else was measured. "
+        "Images of another size are resized in the graph, which the training data never saw.",
+        "- TFLite files take decoded tensors; decoding image bytes is left to the device.",
         "",
     ]
     return "\n".join(lines)

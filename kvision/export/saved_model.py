@@ -1,4 +1,4 @@
-"""SavedModel writing for TF Serving: signatures, warmup requests, version numbers, models.config.
+"""What TF Serving reads besides the graph: warmup requests, version numbers, models.config.
 
 TF Serving watches ``<base>/<name>/`` and loads integer-named version
 directories; ``push.py`` decides when a finished directory gets such a name.
@@ -14,7 +14,7 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from kvision.errors import ExportError
-from kvision.export.signatures import EXAMPLE_FEATURE, classifier_archive
+from kvision.export.signatures import EXAMPLE_FEATURE
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000
@@ -42,11 +42,6 @@ def versions(model_dir):
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit())
 
 
-def write_saved_model(model, path, class_names):
-    """Write ``model`` with the classifier signatures (see ``signatures.py``) to ``path``."""
-    classifier_archive(model, class_names).write_out(str(path), verbose=False)
-
-
 def encode_png(images):
     """uint8 ``[N, H, W, C]`` images as a list of PNG byte strings (lossless)."""
     return [tf.io.encode_png(image).numpy() for image in images]
@@ -71,33 +66,42 @@ def signature_inputs(images):
     }
 
 
-def warmup_logs(images, model_name, *, batch_sizes=(1, 8)):
-    """``PredictionLog``s for every signature, batches of real ``images`` of each size in ``batch_sizes``."""
-    logs = []
-    start = 0
+def classifier_requests(images, *, batch_sizes=(1, 8)):
+    """``[(signature, inputs)]``: batches of real ``images`` of each size in ``batch_sizes``, for every signature."""
+    if len(images) < sum(batch_sizes):
+        raise ExportError(f"Warmup needs {sum(batch_sizes)} evaluation images. Received: {len(images)}")
+    requests, start = [], 0
     for batch_size in batch_sizes:
-        batch = images[start : start + batch_size]
+        requests += list(signature_inputs(images[start : start + batch_size]).items())
         start += batch_size
-        for signature, inputs in signature_inputs(batch).items():
-            request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
-            for key, value in inputs.items():
-                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-            logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
-    if len(logs) > MAX_WARMUP_RECORDS:
-        raise ExportError(f"TF Serving reads at most {MAX_WARMUP_RECORDS} warmup records. Received: {len(logs)}")
+    return requests
+
+
+def prediction_logs(requests, model_name):
+    """TF Serving ``PredictionLog``s of ``[(signature, {input: array})]`` requests."""
+    logs = []
+    for signature, inputs in requests:
+        request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
+        for key, value in inputs.items():
+            request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
     return logs
 
 
-def write_warmup(saved_model_dir, images, model_name, *, batch_sizes=(1, 8)):
-    """Write ``assets.extra/tf_serving_warmup_requests`` (TFRecord of ``PredictionLog``); return its path."""
-    if len(images) < sum(batch_sizes):
-        raise ExportError(f"Warmup needs {sum(batch_sizes)} evaluation images. Received: {len(images)}")
-    path = Path(saved_model_dir) / WARMUP_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_requests(path, requests, model_name):
+    """Write ``requests`` as a TFRecord of ``PredictionLog``s (the warmup file format)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for log in warmup_logs(images, model_name, batch_sizes=batch_sizes):
+        for log in prediction_logs(requests, model_name):
             writer.write(log.SerializeToString())
-    return path
+    return Path(path)
+
+
+def write_warmup(saved_model_dir, requests, model_name):
+    """Write ``assets.extra/tf_serving_warmup_requests``, which TF Serving replays on load; return its path."""
+    if not 0 < len(requests) <= MAX_WARMUP_RECORDS:
+        raise ExportError(f"TF Serving reads 1 to {MAX_WARMUP_RECORDS} warmup records. Received: {len(requests)}")
+    return write_requests(Path(saved_model_dir) / WARMUP_FILE, requests, model_name)
 
 
 def read_warmup(saved_model_dir):

@@ -12,6 +12,10 @@ it has and needs neither kvision nor any preprocessing of its own:
 All three return ``logits`` and ``probabilities`` (float32 ``[N, classes]``),
 ``class_id`` (int64 ``[N]``) and ``class_name`` (string ``[N]``, looked up in a
 table stored in the graph).
+
+A generator answers ``serving_default``: ``noise`` float32 ``[N, latent]``
+(and ``label`` int32 ``[N]`` when class-conditional) → ``images`` uint8
+``[N, H, W, C]``.
 """
 
 import keras
@@ -122,4 +126,38 @@ def classifier_archive(model, class_names):
     }
     for name, (_, spec) in signature_specs(image_shape).items():
         archive.add_endpoint(name, endpoints[name], [spec])
+    return archive
+
+
+def generator_endpoint(generator, *, check_labels=True):
+    """``(function, input specs)`` of a generator's ``serving_default``: noise (and label) → uint8 images.
+
+    ``check_labels`` adds an in-graph check that labels are class ids (TFLite,
+    which has no assert op, leaves it out).
+    """
+    latent_dim = int(generator.inputs[0].shape[-1])
+    specs = [tf.TensorSpec((None, latent_dim), tf.float32, name="noise")]
+    if len(generator.inputs) == 1:
+        return (lambda noise: {"images": to_uint8(generator([noise], training=False))}), specs
+    num_classes = next(layer.input_dim for layer in generator.layers if isinstance(layer, keras.layers.Embedding))
+
+    def draw(noise, label):
+        if check_labels:
+            tf.debugging.assert_less(label, num_classes, message=f"label must be a class id in [0, {num_classes})")
+            tf.debugging.assert_non_negative(label, message=f"label must be a class id in [0, {num_classes})")
+        return {"images": to_uint8(generator([noise, label], training=False))}
+
+    return draw, [*specs, tf.TensorSpec((None,), tf.int32, name="label")]
+
+
+def to_uint8(images):
+    """Images in ``[-1, 1]`` as uint8 0..255, rounded."""
+    return tf.cast(tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def generator_archive(generator):
+    """A ``keras.export.ExportArchive`` of ``generator`` with its ``serving_default`` signature."""
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    archive.add_endpoint("serving_default", *generator_endpoint(generator))
     return archive

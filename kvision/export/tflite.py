@@ -35,37 +35,52 @@ def parse_variants(text):
     return variants
 
 
-def _logits_saved_model(model, path):
-    """A plain SavedModel of ``model`` with ``serving_default(image) -> {logits, probabilities}``."""
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+def classifier_endpoint(model):
+    """``(function, input specs)`` of a classifier's TFLite signature: image → logits, probabilities."""
 
     def serve(image):
         logits = tf.cast(model(image, training=False), tf.float32)
         return {"logits": logits, "probabilities": tf.nn.softmax(logits)}
 
-    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")
-    archive.add_endpoint("serving_default", serve, [spec])
-    archive.write_out(str(path), verbose=False)
+    return serve, [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")]
 
 
 def convert(model, variant, *, representative_images=None, int8_io="uint8", allow_select_ops=False):
-    """The ``.tflite`` bytes of ``model`` quantised as ``variant`` (one of ``VARIANTS``).
+    """The ``.tflite`` bytes of classifier ``model`` quantised as ``variant`` (one of ``VARIANTS``).
 
     ``representative_images`` (uint8 or float ``[N, H, W, C]`` from the
     training split, a few hundred) calibrate the activations of ``int8``;
-    ``int8_io`` is the int8 model's input and output type. Only TFLite
-    built-in ops are allowed unless ``allow_select_ops`` (which makes the file
-    need the Flex delegate).
+    ``int8_io`` is the int8 model's input and output type.
+    """
+    if variant == "int8" and (representative_images is None or len(representative_images) == 0):
+        raise ExportError("Full-integer int8 conversion needs representative training images. Received: none")
+    images = None if representative_images is None else np.asarray(representative_images, np.float32)
+    return convert_function(
+        model, *classifier_endpoint(model), variant,
+        representative_dataset=None if images is None else (lambda: ({"image": image[None]} for image in images)),
+        int8_io=int8_io, allow_select_ops=allow_select_ops,
+    )
+
+
+def convert_function(model, function, input_specs, variant, *, representative_dataset=None, int8_io="uint8",
+                     allow_select_ops=False):
+    """The ``.tflite`` bytes of ``function`` (over ``model``'s weights) as its ``serving_default`` signature.
+
+    Only TFLite built-in ops are allowed unless ``allow_select_ops`` (which
+    makes the file need the Flex delegate). ``int8`` needs a
+    ``representative_dataset`` (a callable yielding input dicts).
     """
     if variant not in VARIANTS:
         raise ExportError(f"Expected a TFLite variant among {', '.join(VARIANTS)}. Received: {variant!r}")
     if int8_io not in INT8_IO_TYPES:
         raise ExportError(f"Expected int8_io among {', '.join(INT8_IO_TYPES)}. Received: {int8_io!r}")
-    if variant == "int8" and (representative_images is None or len(representative_images) == 0):
-        raise ExportError("Full-integer int8 conversion needs representative training images. Received: none")
+    if variant == "int8" and representative_dataset is None:
+        raise ExportError("Full-integer int8 conversion needs a representative dataset. Received: none")
     with tempfile.TemporaryDirectory(prefix="kvision-tflite-") as tmp:
-        _logits_saved_model(model, Path(tmp) / "model")
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint("serving_default", function, input_specs)
+        archive.write_out(str(Path(tmp) / "model"), verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(str(Path(tmp) / "model"), signature_keys=["serving_default"])
         ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         if variant != "float32":
@@ -73,8 +88,7 @@ def convert(model, variant, *, representative_images=None, int8_io="uint8", allo
         if variant == "float16":
             converter.target_spec.supported_types = [tf.float16]
         if variant == "int8":
-            images = np.asarray(representative_images, np.float32)
-            converter.representative_dataset = lambda: ({"image": image[None]} for image in images)
+            converter.representative_dataset = representative_dataset
             ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = INT8_IO_TYPES[int8_io]
             converter.inference_output_type = INT8_IO_TYPES[int8_io]

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
-from kvision.export.saved_model import warmup_logs
+from kvision.export.saved_model import WARMUP_FILE, write_requests
 from kvision.export.signatures import OUTPUTS
+from kvision.export.tflite import Interpreter
 
 SERVING_CHECK = Path(__file__).with_name("serving_check.py")
 
@@ -27,6 +27,9 @@ SAVED_MODEL_MAX_LOGIT_DIFF = 1e-4
 TFLITE_FLOAT32_MAX_LOGIT_DIFF = 1e-3
 QUANTIZED_MIN_TOP1_AGREEMENT = 0.98
 QUANTIZED_MAX_ACCURACY_DROP = 0.01
+# Generators: uint8 images from the same floats may round one grey level apart.
+GENERATOR_MAX_PIXEL_DIFF = 1
+GENERATOR_QUANTIZED_MEAN_PIXEL_DIFF = 2.0
 
 
 @dataclass
@@ -52,51 +55,57 @@ class ServingCheckError(RuntimeError):
     """The SavedModel could not be loaded or called in a fresh TensorFlow process."""
 
 
-def serve_in_fresh_process(saved_model_dir, images, model_name, *, timeout=900):
+def serve_in_fresh_process(saved_model_dir, requests, model_name, *, timeout=900):
     """Call every signature of ``saved_model_dir`` in a new Python process with TensorFlow only.
 
-    The process replays the model's warmup file and a request per signature
-    holding all of ``images``. Returns ``(summary, logits)``: the check's
-    summary (specs, calls, latencies, imported packages) and, per signature,
-    the logits it returned for ``images``.
+    The process replays the model's warmup file, then ``requests``
+    (``[(signature, {input: array})]``). Returns ``(summary, outputs)``: the
+    check's summary (specs, calls, latencies, imported packages) and, per
+    signature of ``requests``, its numeric outputs ``{name: array}``.
     """
     with tempfile.TemporaryDirectory(prefix="kvision-serving-check-") as tmp:
-        parity_requests = Path(tmp) / "parity_requests.tfrecord"
-        with tf.io.TFRecordWriter(str(parity_requests)) as writer:
-            for log in warmup_logs(images, model_name, batch_sizes=(len(images),)):
-                writer.write(log.SerializeToString())
-        warmup = Path(saved_model_dir) / "assets.extra" / "tf_serving_warmup_requests"
+        parity_requests = write_requests(Path(tmp) / "parity_requests.tfrecord", requests, model_name)
+        warmup = Path(saved_model_dir) / WARMUP_FILE
         command = [sys.executable, str(SERVING_CHECK), str(saved_model_dir), tmp, str(warmup), str(parity_requests)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp)
         if done.returncode != 0:
             lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
             raise ServingCheckError(lines[-1] if lines else f"exit status {done.returncode}")
         summary = json.loads((Path(tmp) / "summary.json").read_text())
-        with np.load(Path(tmp) / "outputs.npz") as outputs:
-            logits = {
-                call["signature"]: outputs[f"1/{call['record']}/logits"]
-                for call in summary["calls"]
-                if call["file"] == 1
-            }
-    return summary, logits
+        with np.load(Path(tmp) / "outputs.npz") as arrays:
+            outputs = {}
+            for key in arrays.files:
+                file_index, record, name = key.split("/", 2)
+                if file_index == "1":
+                    signature = requests[int(record)][0]
+                    outputs.setdefault(signature, {})[name] = arrays[key]
+    return summary, outputs
 
 
-def saved_model_checks(summary, logits, keras_logits, class_names):
-    """Checks on the fresh-process results: every signature served, matches Keras, needs no kvision."""
+def serving_checks(summary, expected_outputs):
+    """Every signature answered its warmup requests with ``expected_outputs``; the server needed no kvision."""
+    complete = {name for name, spec in summary["signatures"].items() if set(spec["outputs"]) == set(expected_outputs)}
+    answered = {call["signature"] for call in summary["calls"] if call["file"] == 0} & complete
+    return [
+        Check("signatures answering warmup with every output", float(len(answered)), ">=",
+              float(len(summary["signatures"]))),
+        Check("kvision modules loaded by the server process", float(summary["imported"]["kvision"]), "<=", 0.0),
+    ]
+
+
+def classifier_checks(summary, outputs, keras_logits, class_names):
+    """Checks on a classifier's fresh-process results: logits and class names match Keras."""
     checks = [
-        Check(f"SavedModel {signature} max abs Δlogit", float(np.max(np.abs(values - keras_logits))), "<=", SAVED_MODEL_MAX_LOGIT_DIFF)
-        for signature, values in sorted(logits.items())
+        Check(f"SavedModel {signature} max abs Δlogit", float(np.max(np.abs(values["logits"] - keras_logits))), "<=",
+              SAVED_MODEL_MAX_LOGIT_DIFF)
+        for signature, values in sorted(outputs.items())
     ]
     expected_names = [class_names[i] for i in np.argmax(keras_logits, axis=-1)]
     wrong_names = sum(
         sum(a != b for a, b in zip(call["class_name"], expected_names)) for call in summary["calls"] if call["file"] == 1
     )
     checks.append(Check("SavedModel class_name outputs differing from Keras", float(wrong_names), "<=", 0.0))
-    complete = {name for name, spec in summary["signatures"].items() if set(spec["outputs"]) == set(OUTPUTS)}
-    answered = {call["signature"] for call in summary["calls"] if call["file"] == 0} & complete
-    checks.append(Check("signatures serving warmup with all 4 outputs", float(len(answered)), ">=", float(len(summary["signatures"]))))
-    checks.append(Check("kvision modules loaded by the server process", float(summary["imported"]["kvision"]), "<=", 0.0))
-    return checks
+    return checks + serving_checks(summary, OUTPUTS)
 
 
 def tflite_figures(classifier, images, labels, keras_logits, parity_size):
@@ -129,13 +138,33 @@ def tflite_checks(variant, figures):
     ]
 
 
-def median_latency_ms(fn, images, *, repeats=20):
-    """Median wall time of ``fn(images)`` in milliseconds, after one warm-up call."""
-    fn(images)
+def generator_tflite_figures(path, inputs, expected_images):
+    """Pixel differences of a generator's ``.tflite`` from the Keras images for ``inputs``, and its latency."""
+    interpreter = Interpreter(model_path=str(path))
+    runner = interpreter.get_signature_runner("serving_default")
+    diff = np.abs(runner(**inputs)["images"].astype(np.int16) - expected_images)
+    one = {key: value[:1] for key, value in inputs.items()}
+    return {
+        "max_abs_pixel_diff": float(diff.max()),
+        "mean_abs_pixel_diff": float(diff.mean()),
+        "latency_ms_batch1": median_latency_ms(lambda batch: runner(**batch), one),
+    }
+
+
+def generator_tflite_checks(variant, figures):
+    """A float32 generator file matches to one grey level; quantised ones to a mean of two."""
+    if variant == "float32":
+        return [Check("TFLite float32 max abs Δpixel", figures["max_abs_pixel_diff"], "<=", GENERATOR_MAX_PIXEL_DIFF)]
+    return [Check(f"TFLite {variant} mean abs Δpixel", figures["mean_abs_pixel_diff"], "<=", GENERATOR_QUANTIZED_MEAN_PIXEL_DIFF)]
+
+
+def median_latency_ms(fn, batch, *, repeats=20):
+    """Median wall time of ``fn(batch)`` in milliseconds, after one warm-up call."""
+    fn(batch)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        fn(images)
+        fn(batch)
         times.append((time.perf_counter() - start) * 1000)
     return float(np.median(times))
 

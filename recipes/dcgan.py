@@ -1,0 +1,185 @@
+"""DCGAN and conditional DCGAN: data → GAN training → Fréchet distance → generator export.
+
+    python recipes/dcgan.py --conditional         # class-conditional DCGAN on Fashion-MNIST (documented result)
+    python recipes/dcgan.py                       # unconditional DCGAN, same schedule
+    python recipes/dcgan.py --dataset cifar10 --data-dir ~/data/cifar-10-batches-bin
+
+Fashion-MNIST is found locally as in fashion_mnist.py. The generator is
+judged with a classifier trained on the same data by kvision's
+classification recipe (default: the one ``python recipes/fashion_mnist.py``
+leaves in runs/fashion_mnist_cnn): the Fréchet distance between its
+penultimate-layer features of real test images and of samples ("FID computed
+with a Fashion-MNIST classifier", not comparable to Inception FID), and, for
+a conditional generator, the share of samples it assigns to the class asked
+for. The EMA generator is exported to <export-dir>/<name>/<version>/ with
+``serving_default(noise[, label]) -> images`` (uint8) and a TFLite file.
+
+Outputs: <run-dir>/ (config.json, TensorBoard logs with sample grids,
+samples/epoch_NNN.png, checkpoints/generator_ema.keras, history.csv,
+evaluation/quality.json) and the export.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import kvision
+from kvision.data import load_dataset
+from kvision.evaluate.frechet import generator_quality
+from kvision.export import export_generator
+from kvision.export.cli import add_export_arguments, check_export_arguments, refuse_unpushed
+from kvision.export.tflite import parse_variants
+from kvision.models import build
+from kvision.models.gan import LOSSES
+from kvision.train import is_chief
+from kvision.train.gan import fit_gan, image_grid, to_uint8
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, mnist, cifar10 or cifar100 (default: %(default)s)")
+    data.add_argument("--data-dir", help="a local copy of the dataset (see recipes/classification.py --help)")
+    data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--conditional", action="store_true", help="condition both networks on the class label")
+    model.add_argument("--latent-dim", type=int, default=100, help="size of the noise vector (default: %(default)s)")
+    model.add_argument("--generator-filters", type=int, default=128, help="generator channels at the smallest scale (default: %(default)s)")
+    model.add_argument("--discriminator-filters", type=int, default=64, help="discriminator channels of the first conv (default: %(default)s)")
+    model.add_argument("--dropout", type=float, default=0.3, help="discriminator dropout (default: %(default)s)")
+    model.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int, default=15, help="(default: %(default)s)")
+    train.add_argument("--batch-size", type=int, default=128, help="per replica (default: %(default)s)")
+    train.add_argument("--loss", choices=LOSSES, default="bce", help="non-saturating BCE or hinge (default: %(default)s)")
+    train.add_argument("--d-lr", type=float, default=2e-4, help="discriminator Adam learning rate (default: %(default)s)")
+    train.add_argument("--g-lr", type=float, default=2e-4, help="generator Adam learning rate (default: %(default)s)")
+    train.add_argument("--d-steps", type=int, default=1, help="discriminator steps per generator step (default: %(default)s)")
+    train.add_argument("--ema-decay", type=float, default=0.999, help="generator weight average decay per step (default: %(default)s)")
+    train.add_argument("--flip", action="store_true", help="random horizontal flips of the real images")
+
+    quality = parser.add_argument_group("evaluation")
+    quality.add_argument("--classifier", help="a .keras classifier of the same dataset for the Fréchet distance "
+                         "(default: runs/<dataset>_cnn/checkpoints/best.keras, from the classification recipe)")
+    quality.add_argument("--fid-samples", type=int, default=10_000, help="generated and real images compared (default: %(default)s)")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0, help="seeds weights, noise and shuffling (default: %(default)s)")
+    run.add_argument("--run-dir", help="logs, samples, checkpoints (default: runs/<dataset>_dcgan[_conditional])")
+    run.add_argument("--name", help="served model name (default: <dataset>_dcgan[_conditional])")
+    add_export_arguments(parser, classifier=False)
+    return parser
+
+
+def load_classifier(args, dataset):
+    """The feature classifier of ``--classifier`` or the default path, or None when there is none."""
+    path = Path(args.classifier or f"runs/{args.dataset}_cnn/checkpoints/best.keras")
+    if not path.is_file():
+        if args.classifier:
+            raise kvision.ModelError(f"Expected a .keras classifier file. Received: {path}")
+        print(f"note: no classifier at {path}; train one with `python recipes/classification.py --dataset "
+              f"{args.dataset} --model cnn` (or pass --classifier) to get the Fréchet distance")
+        return None
+    classifier = keras.saving.load_model(path)
+    if tuple(classifier.input_shape[1:]) != dataset.image_shape or classifier.output_shape[-1] != dataset.num_classes:
+        raise kvision.ModelError(
+            f"The classifier must take {dataset.name} images {dataset.image_shape} and predict {dataset.num_classes} "
+            f"classes. Received: {path} with input {classifier.input_shape[1:]} and {classifier.output_shape[-1]} outputs"
+        )
+    return classifier
+
+
+def run(args):
+    check_export_arguments(args)
+    if "int8" in parse_variants(args.tflite):
+        raise kvision.ExportError("Generators export as float32, float16 or dynamic TFLite files. Received: int8")
+    dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    num_classes = dataset.num_classes if args.conditional else None
+
+    def generator_fn():
+        return build("dcgan_generator", dataset.image_shape, num_classes, latent_dim=args.latent_dim,
+                     filters=args.generator_filters)
+
+    def discriminator_fn():
+        return build("dcgan_discriminator", dataset.image_shape, num_classes, filters=args.discriminator_filters,
+                     dropout=args.dropout, spectral_norm=args.spectral_norm)
+
+    generator_fn(), discriminator_fn()  # fail on an image size the networks cannot take, before any output
+    classifier = load_classifier(args, dataset)
+    kind = f"dcgan{'_conditional' if args.conditional else ''}"
+    name = args.name or f"{args.dataset}_{kind}"
+    run_dir = Path(args.run_dir or f"runs/{args.dataset}_{kind}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    print(f"data: {dataset.name} from {dataset.origin}: {len(dataset.train[0])} train images {dataset.image_shape}")
+
+    start = time.time()
+    result = fit_gan(
+        generator_fn, discriminator_fn, dataset.train, run_dir=run_dir, epochs=args.epochs,
+        batch_size=args.batch_size, loss=args.loss, d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
+        d_steps=args.d_steps, ema_decay=args.ema_decay, flip=args.flip, seed=args.seed,
+    )
+    train_seconds = time.time() - start
+    generator = result.gan.ema_generator
+
+    def sample(noise, labels):
+        return to_uint8(generator.predict(result.gan.sample_inputs(noise, labels), batch_size=500, verbose=0))
+
+    quality = None
+    if classifier is not None:
+        quality = generator_quality(
+            sample, classifier, dataset.test[0], num_samples=args.fid_samples, num_classes=num_classes,
+            seed=args.seed, latent_dim=args.latent_dim,
+        )
+        (run_dir / "evaluation").mkdir(exist_ok=True)
+        (run_dir / "evaluation" / "quality.json").write_text(json.dumps(quality, indent=2))
+    labels = np.repeat(np.arange(10) % dataset.num_classes, 10).astype(np.int32) if args.conditional else None
+    grid = image_grid(sample(np.random.default_rng(args.seed).standard_normal((100, args.latent_dim)).astype(np.float32), labels), columns=10)
+    tf.io.write_file(str(run_dir / "samples" / "final.png"), tf.io.encode_png(grid))
+
+    export = None
+    if is_chief():
+        metrics = {k: quality[k] for k in ("frechet_distance", "class_accuracy") if quality and k in quality}
+        export = export_generator(
+            generator, args.export_dir, name, tflite=parse_variants(args.tflite), version=args.version,
+            push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions, metrics=metrics,
+            training_command=config["command"],
+            dataset={"name": dataset.name, "origin": dataset.origin, "fingerprint": dataset.fingerprint()},
+        )
+    summary = {
+        "model": kind,
+        "dataset": dataset.name,
+        "epochs": args.epochs,
+        "frechet_distance": quality and quality["frechet_distance"],
+        "class_accuracy": quality and quality.get("class_accuracy"),
+        "train_seconds": round(train_seconds, 1),
+        "run_dir": str(run_dir),
+        "samples": str(run_dir / "samples" / "final.png"),
+        "saved_model": str(export.path) if export else None,
+        "blessed": export.blessed if export else None,
+    }
+    print(json.dumps(summary, indent=2))
+    if export:
+        refuse_unpushed(export)
+    return summary
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except kvision.KvisionError as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""DCGAN builders and the GAN model's train_step, EMA and distribution behaviour."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kvision.errors import ModelError
+from kvision.models import GAN, build
+from tests.helpers import quadrant_images
+
+
+@pytest.mark.parametrize("side", [14, 16, 28, 32, 56, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("num_classes", [None, 10])
+def test_every_supported_size_builds_with_the_right_shapes(side, channels, num_classes):
+    generator = build("dcgan_generator", (side, side, channels), num_classes, latent_dim=16, filters=64)
+    discriminator = build("dcgan_discriminator", (side, side, channels), num_classes, filters=16)
+    assert [i.name for i in generator.inputs] == (["noise"] if num_classes is None else ["noise", "label"])
+    noise = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
+    labels = np.array([0, 4, 9], np.int32)
+    images = generator.predict([noise] if num_classes is None else [noise, labels], verbose=0)
+    assert images.shape == (3, side, side, channels) and np.all(np.abs(images) <= 1.0)
+    logits = discriminator.predict([images] if num_classes is None else [images, labels], verbose=0)
+    assert logits.shape == (3, 1)
+    assert not any(isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)) for layer in discriminator.layers)
+
+
+@pytest.mark.parametrize("shape", [(30, 30, 1), (28, 32, 1), (7, 7, 1), (28, 28)])
+def test_unsupported_image_shapes_are_refused(shape):
+    with pytest.raises(ModelError, match=r"7·2\^k or 8·2\^k|image shape \(height, width, channels\)"):
+        build("dcgan_generator", shape, None)
+
+
+def test_networks_round_trip_through_keras_files(tmp_path):
+    for network in (
+        build("dcgan_generator", (28, 28, 1), 10, latent_dim=8, filters=32),
+        build("dcgan_discriminator", (28, 28, 1), 10, filters=8, spectral_norm=True),
+    ):
+        network.save(tmp_path / "net.keras")
+        loaded = keras.saving.load_model(tmp_path / "net.keras")
+        inputs = [tf.random.normal((2, 8)), tf.constant([1, 2])] if network.name.endswith("generator") else [
+            tf.random.uniform((2, 28, 28, 1), -1, 1), tf.constant([1, 2])]
+        np.testing.assert_allclose(loaded(inputs), network(inputs), atol=1e-6)
+
+
+def make_gan(conditional=True, *, ema_decay=0.9, d_steps=1, loss="bce", dropout=0.0, seed=0):
+    keras.utils.set_random_seed(seed)
+    classes = 4 if conditional else None
+    gan = GAN(
+        build("dcgan_generator", (16, 16, 1), classes, latent_dim=8, filters=32),
+        build("dcgan_discriminator", (16, 16, 1), classes, filters=8, dropout=dropout),
+        ema_decay=ema_decay, d_steps=d_steps, seed=seed,
+    )
+    gan.compile(d_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5), loss=loss)
+    return gan
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return quadrant_images(32, size=16)
+
+
+def d_losses(gan, images, labels, fake):
+    """D's mean loss on the real images and on ``fake`` (non-saturating BCE)."""
+    real_logits = gan.discriminator([tf.cast(images, tf.float32) / 127.5 - 1, labels], training=False)
+    fake_logits = gan.discriminator([fake, labels], training=False)
+    return float(tf.reduce_mean(tf.nn.softplus(-real_logits))), float(tf.reduce_mean(tf.nn.softplus(fake_logits)))
+
+
+def test_one_step_moves_both_networks_the_expected_way(batch):
+    images, labels = batch
+    gan = make_gan()
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.05), g_optimizer=keras.optimizers.SGD(0.05))
+    labels = tf.constant(labels, tf.int32)
+    fake = gan.generator([gan._noise(32, stream=0), labels], training=True)  # the fakes of the step's D update
+    d_before = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
+    g_before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+    real_before, fake_before = d_losses(gan, images, labels, fake)
+    logs = gan.train_on_batch(images, labels, return_dict=True)
+    real_after, fake_after = d_losses(gan, images, labels, fake)
+    assert real_after < real_before, "after a D step, D's loss on the real images falls"
+    assert real_after + fake_after < real_before + fake_before
+    assert all(np.any(a != b.numpy()) for a, b in zip(d_before, gan.discriminator.trainable_weights))
+    assert all(np.any(a != b.numpy()) for a, b in zip(g_before, gan.generator.trainable_weights))
+    assert set(logs) == {"d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy"}
+    assert all(np.isfinite(v) for v in logs.values())
+    assert int(gan.d_optimizer.iterations) == int(gan.g_optimizer.iterations) == 1
+
+
+def test_ema_weights_follow_the_generator(batch):
+    images, labels = batch
+    gan = make_gan(ema_decay=0.9)
+    initial = [w.numpy().copy() for w in gan.generator.trainable_weights]
+    np.testing.assert_array_equal(initial[0], gan.ema_generator.trainable_weights[0].numpy())
+    gan.train_on_batch(images, labels)
+    for start, raw, ema in zip(initial, gan.generator.trainable_weights, gan.ema_generator.trainable_weights):
+        np.testing.assert_allclose(ema.numpy(), 0.9 * start + 0.1 * raw.numpy(), rtol=1e-5, atol=1e-7)
+    for _ in range(5):
+        gan.train_on_batch(images, labels)
+    raw, ema, start = gan.generator.trainable_weights[0].numpy(), gan.ema_generator.trainable_weights[0].numpy(), initial[0]
+    assert np.any(raw != ema), "the average lags the raw weights"
+    assert np.abs(ema - raw).mean() < np.abs(start - raw).mean(), "and moves towards them"
+    for raw_stat, ema_stat in zip(gan.generator.non_trainable_weights, gan.ema_generator.non_trainable_weights):
+        np.testing.assert_array_equal(raw_stat.numpy(), ema_stat.numpy())
+
+
+def test_hinge_loss_d_steps_and_test_step(batch):
+    images, labels = batch
+    gan = make_gan(conditional=False, loss="hinge", d_steps=2)
+    gan.train_on_batch(images)
+    assert int(gan.d_optimizer.iterations) == 2 and int(gan.g_optimizer.iterations) == 1
+    logs = gan.test_on_batch(images, return_dict=True)
+    assert int(gan.d_optimizer.iterations) == 2, "test_step does not train"
+    assert logs["d_loss"] >= 0, "the hinge loss of D is non-negative"
+    with pytest.raises(ModelError, match="loss must be one of bce, hinge"):
+        gan.compile(d_optimizer="adam", g_optimizer="adam", loss="wasserstein")
+
+
+def train_under(devices, weights, batch, steps=3):
+    """Losses and final generator weights of ``steps`` steps under MirroredStrategy over ``devices``."""
+    images, labels = batch
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        gan = make_gan()
+        for network, values in zip((gan.generator, gan.discriminator, gan.ema_generator), weights):
+            network.set_weights(values)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(16, drop_remainder=True).take(steps)
+    history = gan.fit(dataset, epochs=1, verbose=0).history
+    return history, [w.numpy() for w in gan.generator.weights], [w.numpy() for w in gan.ema_generator.weights]
+
+
+def test_one_and_two_devices_give_the_same_training(batch):
+    reference = make_gan()
+    weights = [n.get_weights() for n in (reference.generator, reference.discriminator, reference.ema_generator)]
+    one = train_under(["/cpu:0"], weights, batch)
+    two = train_under(["/cpu:0", "/cpu:1"], weights, batch)
+    for key in ("d_loss", "g_loss"):
+        np.testing.assert_allclose(one[0][key], two[0][key], rtol=1e-4)
+    for a, b in zip(one[1] + one[2], two[1] + two[2]):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)

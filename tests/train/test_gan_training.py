@@ -1,0 +1,93 @@
+"""fit_gan: sample grids, scalars, checkpoints, and the health check that stops bad runs."""
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kvision.errors import ModelError
+from kvision.models import build
+from kvision.train.gan import fit_gan, image_grid, mean_pairwise_distance
+from tests.helpers import quadrant_images
+
+
+def networks(conditional=True, **discriminator_options):
+    classes = 4 if conditional else None
+    return (
+        lambda: build("dcgan_generator", (16, 16, 1), classes, latent_dim=8, filters=32),
+        lambda: build("dcgan_discriminator", (16, 16, 1), classes, filters=8, **discriminator_options),
+    )
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("gan") / "run"
+    result = fit_gan(*networks(), quadrant_images(64, size=16), run_dir=run_dir, epochs=2, batch_size=16, verbose=0)
+    return run_dir, result
+
+
+def test_sample_grids_go_to_png_and_tensorboard(run):
+    run_dir, _ = run
+    for epoch in (1, 2):
+        grid = tf.io.decode_png(tf.io.read_file(str(run_dir / "samples" / f"epoch_{epoch:03d}.png"))).numpy()
+        assert grid.shape == (8 * 16, 8 * 16, 1)
+    tags = set()
+    for event_file in (run_dir / "logs" / "samples").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags |= {value.tag for value in event.summary.value}
+    assert "samples (EMA generator, fixed latents)" in tags
+
+
+def test_losses_and_discriminator_accuracies_are_logged(run):
+    run_dir, result = run
+    with open(run_dir / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for key in ("d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy"):
+        assert len(result.history[key]) == 2 and all(np.isfinite(float(row[key])) for row in rows)
+        if key.endswith("accuracy"):
+            assert all(0 <= float(row[key]) <= 1 for row in rows)
+
+
+def test_networks_are_checkpointed_and_reload(run):
+    run_dir, result = run
+    ema = keras.saving.load_model(run_dir / "checkpoints" / "generator_ema.keras")
+    inputs = [tf.random.normal((2, 8)), tf.constant([0, 3])]
+    np.testing.assert_allclose(ema(inputs), result.gan.ema_generator(inputs), atol=1e-6)
+    assert (run_dir / "checkpoints" / "discriminator.keras").exists()
+    assert not (run_dir / "backup").exists(), "a finished run deletes its backup"
+
+
+def test_grid_and_spread_helpers():
+    images = np.arange(5 * 2 * 2 * 1, dtype=np.uint8).reshape(5, 2, 2, 1)
+    grid = image_grid(images, columns=3)
+    assert grid.shape == (4, 6, 1)
+    np.testing.assert_array_equal(grid[2:4, 0:2], images[3])
+    np.testing.assert_array_equal(grid[2:4, 2:4], images[4])
+    assert not grid[2:4, 4:6].any(), "the missing last cell is black"
+    assert mean_pairwise_distance(np.ones((4, 3))) == 0
+    assert mean_pairwise_distance(np.array([[0.0, 0.0], [3.0, 4.0]])) == pytest.approx(5.0)
+
+
+def test_nan_losses_stop_training_before_any_checkpoint(tmp_path):
+    with pytest.raises(ModelError, match=r"GAN training diverged at epoch 1, step \d+.*Expected finite losses. Received: .*nan"):
+        fit_gan(*networks(), quadrant_images(64, size=16), run_dir=tmp_path, epochs=2, batch_size=16,
+                d_learning_rate=float("nan"), verbose=0)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_mode_collapse_stops_training_before_the_epoch_is_checkpointed(tmp_path):
+    def collapsed_generator():
+        noise = keras.Input((8,), name="noise")
+        label = keras.Input((), dtype="int32", name="label")
+        zero = keras.layers.Dense(16 * 16, kernel_initializer="zeros", trainable=False)(noise)
+        image = keras.layers.Reshape((16, 16, 1))(keras.layers.Dense(16 * 16, activation="tanh")(zero))
+        mixed = keras.layers.Add()([image, keras.layers.Reshape((16, 16, 1))(keras.layers.Embedding(4, 256)(label)) * 0.0])
+        return keras.Model([noise, label], mixed)
+
+    with pytest.raises(ModelError, match=r"The generator collapsed at epoch 1.*Received: 0\.000"):
+        fit_gan(collapsed_generator, networks()[1], quadrant_images(64, size=16), run_dir=tmp_path, epochs=2,
+                batch_size=16, collapse_min_steps=0, verbose=0)
+    assert not (tmp_path / "checkpoints" / "generator_ema.keras").exists()
