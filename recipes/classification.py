@@ -22,7 +22,7 @@ from pathlib import Path
 import kvision
 from kvision.data import channel_stats, load_dataset, train_validation_split
 from kvision.evaluate import evaluate_classifier
-from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_dataset, refuse_unpushed
+from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_dataset, finish
 from kvision.models import build, get_builder, list_models
 from kvision.train import fit_classifier, is_chief, run_paths
 from kvision.train.engine import OPTIMIZERS
@@ -157,13 +157,8 @@ def run(args):
         "train_seconds": round(train_seconds, 1),
         "run_dir": str(run_dir),
         "report": str(run_dir / "evaluation" / "report.json"),
-        "saved_model": str(export.path) if export else None,
-        "blessed": export.blessed if export else None,
     }
-    print(json.dumps(summary, indent=2))
-    if export:
-        refuse_unpushed(export)
-    return summary
+    return finish(summary, export)
 
 
 def main(argv=None, *, description=__doc__, **defaults):

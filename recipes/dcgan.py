@@ -33,7 +33,7 @@ import kvision
 from kvision.data import load_dataset
 from kvision.evaluate.frechet import generator_quality
 from kvision.export import export_generator
-from kvision.export.cli import add_export_arguments, check_export_arguments, refuse_unpushed
+from kvision.export.cli import add_export_arguments, check_export_arguments, finish
 from kvision.export.tflite import parse_variants
 from kvision.models import build
 from kvision.models.gan import LOSSES
@@ -164,13 +164,8 @@ def run(args):
         "train_seconds": round(train_seconds, 1),
         "run_dir": str(run_dir),
         "samples": str(run_dir / "samples" / "final.png"),
-        "saved_model": str(export.path) if export else None,
-        "blessed": export.blessed if export else None,
     }
-    print(json.dumps(summary, indent=2))
-    if export:
-        refuse_unpushed(export)
-    return summary
+    return finish(summary, export)
 
 
 def main(argv=None):

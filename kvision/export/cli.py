@@ -94,6 +94,15 @@ def refuse_unpushed(result):
         raise ExportError(f"Version {result.version} is NOT_BLESSED and was not pushed; kept at {result.path}. Failed: {failed}")
 
 
+def finish(summary, export):
+    """Print a recipe's ``summary`` (with where ``export`` went) as JSON; then refuse an unpushed export."""
+    summary.update(saved_model=str(export.path) if export else None, blessed=export.blessed if export else None)
+    print(json.dumps(summary, indent=2))
+    if export:
+        refuse_unpushed(export)
+    return summary
+
+
 def resolve_model_path(path):
     """A ``.keras`` file from ``path`` (a file or a run directory) and the run's config, if any."""
     path = Path(path)

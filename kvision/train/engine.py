@@ -16,7 +16,7 @@ from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.train.callbacks import make_callbacks
 from kvision.train.schedules import make_schedule
-from kvision.train.strategy import get_strategy
+from kvision.train.strategy import get_strategy, global_batch_size
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -129,12 +129,7 @@ def fit_classifier(
     """
     run_dir = Path(run_dir)
     strategy = strategy or get_strategy()
-    global_batch = batch_size * strategy.num_replicas_in_sync
-    if len(train[0]) < global_batch:
-        raise ModelError(
-            f"The training split must hold at least one global batch of {global_batch} "
-            f"examples. Received: {len(train[0])} examples"
-        )
+    global_batch = global_batch_size(strategy, batch_size, len(train[0]))
     steps_per_epoch = len(train[0]) // global_batch
     if seed is not None:
         keras.utils.set_random_seed(seed)

@@ -19,7 +19,7 @@ import tensorflow as tf
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.models.gan import GAN
-from kvision.train.strategy import get_strategy, writable_dir
+from kvision.train.strategy import get_strategy, global_batch_size, writable_dir
 
 GRID = 8
 
@@ -189,12 +189,7 @@ def fit_gan(
     """
     run_dir = Path(run_dir)
     strategy = strategy or get_strategy()
-    global_batch = batch_size * strategy.num_replicas_in_sync
-    if len(train[0]) < global_batch:
-        raise ModelError(
-            f"The training split must hold at least one global batch of {global_batch} examples. "
-            f"Received: {len(train[0])} examples"
-        )
+    global_batch = global_batch_size(strategy, batch_size, len(train[0]))
     if seed is not None:
         keras.utils.set_random_seed(seed)
     with strategy.scope():

@@ -11,6 +11,8 @@ import tempfile
 
 import tensorflow as tf
 
+from kvision.errors import ModelError
+
 
 def _tf_config():
     return json.loads(os.environ.get("TF_CONFIG") or "{}")
@@ -57,3 +59,14 @@ def writable_dir(path):
     chief's files are kept.
     """
     return path if is_chief() else tempfile.mkdtemp(prefix="kvision-worker-")
+
+
+def global_batch_size(strategy, batch_size, num_examples):
+    """``batch_size`` per replica × replicas, checked against the ``num_examples`` it must fit in."""
+    global_batch = batch_size * strategy.num_replicas_in_sync
+    if num_examples < global_batch:
+        raise ModelError(
+            f"The training split must hold at least one global batch of {global_batch} "
+            f"examples. Received: {num_examples} examples"
+        )
+    return global_batch
