@@ -8,8 +8,9 @@ The data is found without a download at /usr/share/datasets/fashion-mnist
 (Debian: ``apt-get install dataset-fashion-mnist``) or ~/.keras/datasets/fashion-mnist,
 else fetched with TFDS. 5 000 training images are held out for validation
 (best checkpoint); the test split is used once, at the end. Defaults: SGD with
-momentum 0.9, peak LR 0.05 on a cosine schedule, L2 5e-4, batch 128, 2-pixel
-pad-and-crop + horizontal flip. Results are in the README.
+momentum 0.9, peak LR 0.05 on a cosine schedule, L2 1e-4, batch 128,
+horizontal flips (no crop: at 28×28 the small CNN underfits with it). Results
+are in the README.
 """
 
 from classification import main
@@ -21,5 +22,6 @@ if __name__ == "__main__":
         model="cnn",
         epochs=20,
         lr=0.05,
-        crop_padding=2,
+        weight_decay=1e-4,
+        crop_padding=0,
     )

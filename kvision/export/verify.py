@@ -63,6 +63,7 @@ def serve_in_fresh_process(saved_model_dir, requests, model_name, *, timeout=900
     check's summary (specs, calls, latencies, imported packages) and, per
     signature of ``requests``, its numeric outputs ``{name: array}``.
     """
+    saved_model_dir = Path(saved_model_dir).resolve()  # the check runs in another working directory
     with tempfile.TemporaryDirectory(prefix="kvision-serving-check-") as tmp:
         parity_requests = write_requests(Path(tmp) / "parity_requests.tfrecord", requests, model_name)
         warmup = Path(saved_model_dir) / WARMUP_FILE

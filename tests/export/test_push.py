@@ -109,6 +109,13 @@ def test_a_second_export_is_a_new_version_and_config_keeps_k(trained_cnn, quadra
         export(trained_cnn, quadrants, base, version=3)
 
 
+def test_a_relative_export_directory_works(trained_cnn, quadrants, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = export(trained_cnn, quadrants, "saved_models", version=1)
+    assert result.blessed and result.path == Path("saved_models") / "quadrants" / "1"
+    assert (tmp_path / "saved_models" / "quadrants" / "1" / "BLESSED").exists()
+
+
 def test_an_unblessed_version_is_not_pushed(trained_cnn, quadrants, tmp_path):
     result = export(trained_cnn, quadrants, tmp_path, version=1, bless_min_accuracy=1.01)
     assert not result.blessed and not result.pushed
