@@ -88,20 +88,16 @@ def prediction_logs(requests, model_name):
     return logs
 
 
-def write_requests(path, requests, model_name):
-    """Write ``requests`` as a TFRecord of ``PredictionLog``s (the warmup file format)."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for log in prediction_logs(requests, model_name):
-            writer.write(log.SerializeToString())
-    return Path(path)
-
-
 def write_warmup(saved_model_dir, requests, model_name):
     """Write ``assets.extra/tf_serving_warmup_requests``, which TF Serving replays on load; return its path."""
     if not 0 < len(requests) <= MAX_WARMUP_RECORDS:
         raise ExportError(f"TF Serving reads 1 to {MAX_WARMUP_RECORDS} warmup records. Received: {len(requests)}")
-    return write_requests(Path(saved_model_dir) / WARMUP_FILE, requests, model_name)
+    path = Path(saved_model_dir) / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for log in prediction_logs(requests, model_name):
+            writer.write(log.SerializeToString())
+    return path
 
 
 def read_warmup(saved_model_dir):

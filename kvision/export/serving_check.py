@@ -1,14 +1,17 @@
 """Load a SavedModel as TF Serving would, with TensorFlow alone, and call its signatures.
 
-Run as a separate process by ``kvision.export.verify`` (never imported by
-kvision, so the check proves the artifact needs no kvision code):
+Run as a separate process by ``kvision.export.verify``; it imports nothing
+but TensorFlow and NumPy (not kvision, not TF Serving's client library), so
+the check proves the artifact needs nothing else:
 
-    python serving_check.py SAVED_MODEL OUT_DIR REQUESTS.tfrecord...
+    python serving_check.py SAVED_MODEL OUT_DIR REQUESTS...
 
-Each requests file is a TFRecord of TF Serving ``PredictionLog``s, like the
-model's warmup file. Every request is sent to its signature; the numeric
-outputs go to ``OUT_DIR/outputs.npz`` (key ``<file>/<record>/<output>``) and
-a summary (signature specs, calls, batch-1 latencies, imported packages) to
+Each ``REQUESTS`` is a pair of files written by ``verify.write_tensor_requests``:
+``<stem>.json`` (per request: signature and its inputs' names and dtypes) and
+``<stem>.tfrecord`` (the inputs' tensors, ``tf.io.serialize_tensor``, in
+that order). Every request is sent to its signature; the numeric outputs go
+to ``OUT_DIR/outputs.npz`` (key ``<file>/<record>/<output>``) and a summary
+(signature specs, calls, batch-1 latencies, imported packages) to
 ``OUT_DIR/summary.json``.
 """
 
@@ -19,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import prediction_log_pb2
 
 LATENCY_REPEATS = 20
 
@@ -38,11 +40,12 @@ def signature_specs(loaded):
     return specs
 
 
-def requests(path):
-    for record in tf.data.TFRecordDataset(str(path)):
-        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
-        inputs = {key: tf.constant(tf.make_ndarray(proto)) for key, proto in request.inputs.items()}
-        yield request.model_spec.signature_name, inputs
+def requests(stem):
+    index = json.loads(Path(f"{stem}.json").read_text())
+    tensors = iter(tf.data.TFRecordDataset(f"{stem}.tfrecord"))
+    for request in index:
+        inputs = {name: tf.io.parse_tensor(next(tensors), tf.dtypes.as_dtype(dtype)) for name, dtype in request["inputs"]}
+        yield request["signature"], inputs
 
 
 def median_ms(fn, inputs):
@@ -54,11 +57,11 @@ def median_ms(fn, inputs):
     return float(np.median(times))
 
 
-def main(saved_model, out_dir, *request_files):
+def main(saved_model, out_dir, *request_stems):
     loaded = tf.saved_model.load(saved_model)
     arrays, calls, latency = {}, [], {}
-    for file_index, path in enumerate(request_files):
-        for record, (signature, inputs) in enumerate(requests(path)):
+    for file_index, stem in enumerate(request_stems):
+        for record, (signature, inputs) in enumerate(requests(stem)):
             fn = loaded.signatures[signature]
             outputs = fn(**inputs)
             batch = int(next(iter(inputs.values())).shape[0])
@@ -75,7 +78,7 @@ def main(saved_model, out_dir, *request_files):
         "signatures": signature_specs(loaded),
         "calls": calls,
         "latency_ms_batch1": latency,
-        "imported": {name: name in sys.modules for name in ("kvision", "keras")},
+        "imported": {name: name in sys.modules for name in ("kvision", "keras", "tensorflow_serving")},
         "tensorflow": tf.__version__,
     }
     (Path(out_dir) / "summary.json").write_text(json.dumps(summary, indent=2))

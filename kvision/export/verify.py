@@ -2,7 +2,7 @@
 
 Every figure compares an artifact with the in-memory Keras model on the same
 images: the SavedModel's signatures, called in a process that imports only
-TensorFlow (and TF Serving's request protos), and each TFLite file.
+TensorFlow, and each TFLite file.
 """
 
 import json
@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
-from kvision.export.saved_model import WARMUP_FILE, write_requests
+from kvision.export.saved_model import read_warmup
 from kvision.export.signatures import OUTPUTS
 from kvision.export.tflite import Interpreter
 
@@ -65,9 +66,9 @@ def serve_in_fresh_process(saved_model_dir, requests, model_name, *, timeout=900
     """
     saved_model_dir = Path(saved_model_dir).resolve()  # the check runs in another working directory
     with tempfile.TemporaryDirectory(prefix="kvision-serving-check-") as tmp:
-        parity_requests = write_requests(Path(tmp) / "parity_requests.tfrecord", requests, model_name)
-        warmup = Path(saved_model_dir) / WARMUP_FILE
-        command = [sys.executable, str(SERVING_CHECK), str(saved_model_dir), tmp, str(warmup), str(parity_requests)]
+        warmup = write_tensor_requests(Path(tmp) / "warmup", read_warmup(saved_model_dir))
+        parity = write_tensor_requests(Path(tmp) / "parity", requests)
+        command = [sys.executable, str(SERVING_CHECK), str(saved_model_dir), tmp, str(warmup), str(parity)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp)
         if done.returncode != 0:
             lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
@@ -83,6 +84,23 @@ def serve_in_fresh_process(saved_model_dir, requests, model_name, *, timeout=900
     return summary, outputs
 
 
+def write_tensor_requests(stem, requests):
+    """Write ``[(signature, {input: array})]`` for ``serving_check.py``: ``<stem>.json`` and ``<stem>.tfrecord``.
+
+    A format TensorFlow alone reads, so the check process needs no TF Serving
+    client library; the warmup file's ``PredictionLog``s are decoded here.
+    """
+    index = []
+    with tf.io.TFRecordWriter(f"{stem}.tfrecord") as writer:
+        for signature, inputs in requests:
+            tensors = {name: tf.constant(value) for name, value in inputs.items()}
+            index.append({"signature": signature, "inputs": [[name, t.dtype.name] for name, t in tensors.items()]})
+            for tensor in tensors.values():
+                writer.write(tf.io.serialize_tensor(tensor).numpy())
+    Path(f"{stem}.json").write_text(json.dumps(index))
+    return stem
+
+
 def serving_checks(summary, expected_outputs):
     """Every signature answered its warmup requests with ``expected_outputs``; the server needed no kvision."""
     complete = {name for name, spec in summary["signatures"].items() if set(spec["outputs"]) == set(expected_outputs)}
@@ -90,7 +108,8 @@ def serving_checks(summary, expected_outputs):
     return [
         Check("signatures answering warmup with every output", float(len(answered)), ">=",
               float(len(summary["signatures"]))),
-        Check("kvision modules loaded by the server process", float(summary["imported"]["kvision"]), "<=", 0.0),
+        Check("kvision or TF Serving modules in the server process",
+              float(summary["imported"]["kvision"] or summary["imported"]["tensorflow_serving"]), "<=", 0.0),
     ]
 
 
