@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from tests.data.writers import write_idx_dataset
+from tests.data.writers import make_tar_gz, write_cifar10_binary, write_idx_dataset
 from tests.helpers import quadrant_examples, small_cnn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,6 +45,20 @@ def test_conditional_dcgan_trains_measures_and_exports(setup):
     assert final.shape == (280, 280, 1)
     assert (tmp / "run" / "samples" / "epoch_001.png").exists()
     assert "SavedModel max abs Δpixel" in result.stdout
+
+
+def test_unconditional_dcgan_on_a_tiny_cifar10_archive(tmp_path):
+    release = write_cifar10_binary(tmp_path / "release", per_batch=20, test_count=20, examples=quadrant_examples)
+    archive = make_tar_gz(release.path, tmp_path / "cifar-10-binary.tar.gz")
+    result = run_dcgan("--dataset", "cifar10", "--data-dir", archive, "--epochs", 1, "--batch-size", 25,
+                       "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports", "--version", 1, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "note: no classifier at runs/cifar10_cnn/checkpoints/best.keras" in result.stdout
+    evaluation = json.loads((tmp_path / "exports" / "cifar10_dcgan" / "1" / "evaluation.json").read_text())
+    assert evaluation["blessed"] and set(evaluation["signatures"]["serving_default"]["inputs"]) == {"noise"}
+    assert evaluation["signatures"]["serving_default"]["outputs"]["images"]["shape"] == [-1, 32, 32, 3]
+    final = tf.io.decode_png(tf.io.read_file(str(tmp_path / "run" / "samples" / "final.png")))
+    assert final.shape == (320, 320, 3)
 
 
 @pytest.mark.parametrize(
