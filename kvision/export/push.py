@@ -1,4 +1,4 @@
-"""Export, verify, bless and push a classifier: the TFX Trainer → Evaluator → InfraValidator → Pusher chain.
+"""Export, verify, bless and push a model: the TFX Trainer → Evaluator → InfraValidator → Pusher chain.
 
 One call writes everything a deployment needs into a hidden staging
 directory next to the served versions, verifies it, and only then renames it
@@ -75,8 +75,9 @@ def clean_stale_staging(model_dir):
     """Remove staging directories of exporters on this host that died (killed mid-export)."""
     host = socket.gethostname()
     for path in Path(model_dir).glob(f"{STAGING_PREFIX}*"):
-        parts = path.name[len(STAGING_PREFIX) :].rsplit("-", 2)
-        if len(parts) == 3 and parts[1] == host and parts[2].isdigit() and not _pid_alive(int(parts[2])):
+        _, _, owner = path.name[len(STAGING_PREFIX) :].partition("-")  # <version>-<host>-<pid>
+        owner_host, _, pid = owner.rpartition("-")
+        if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -168,3 +168,11 @@ def test_a_killed_export_never_appears_as_a_version(trained_cnn, quadrants, tmp_
     assert staging.name.startswith(".tmp-9-") and (staging / "variables").is_dir()
     result = export(trained_cnn, quadrants, tmp_path / "base", version=9)
     assert result.pushed and sorted(os.listdir(model_dir)) == ["9", "models.config"], "the dead staging is cleaned"
+
+
+def test_only_staging_of_dead_exporters_on_this_host_is_cleaned(tmp_path, monkeypatch):
+    monkeypatch.setattr(push.socket, "gethostname", lambda: "node-7-a")
+    for name in (".tmp-5-node-7-a-999999999", f".tmp-6-node-7-a-{os.getpid()}", ".tmp-7-other-host-999999999"):
+        (tmp_path / name).mkdir()
+    push.clean_stale_staging(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".tmp-6-node-7-a-{os.getpid()}", ".tmp-7-other-host-999999999"]
