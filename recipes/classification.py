@@ -46,7 +46,7 @@ def build_parser(description, defaults):
     data.add_argument("--validation-size", type=int, help="training examples held out for validation")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", help=f"one of: {', '.join(list_models())}")
+    model.add_argument("--model", help=f"one of: {', '.join(list_models('classifier'))}")
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int)
@@ -97,7 +97,7 @@ def build_parser(description, defaults):
 
 def run(args):
     """Run the five steps for parsed ``args``; returns the summary dict it prints."""
-    get_builder(args.model)  # fail on an unknown name or export flag before loading any data
+    get_builder(args.model, "classifier")  # fail on an unknown name or export flag before loading any data
     check_export_arguments(args)
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download, image_size=args.image_size)
     build(args.model, dataset.image_shape, dataset.num_classes)  # fail on a shape it cannot take, before any output

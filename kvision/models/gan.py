@@ -52,7 +52,7 @@ def _label_input(num_classes, embedding_dim, name):
     return label, layers.Embedding(num_classes, embedding_dim, name=f"{name}_label_embedding")(label)
 
 
-@register_model("dcgan_generator")
+@register_model("dcgan_generator", task="gan")
 def build_dcgan_generator(input_shape, num_classes=None, *, latent_dim=128, filters=256, embedding_dim=50,
                           name="dcgan_generator"):
     """Build a DCGAN generator drawing ``input_shape`` images in ``[-1, 1]``.
@@ -82,7 +82,7 @@ def build_dcgan_generator(input_shape, num_classes=None, *, latent_dim=128, filt
     return keras.Model([noise] if label is None else [noise, label], image, name=name)
 
 
-@register_model("dcgan_discriminator")
+@register_model("dcgan_discriminator", task="gan")
 def build_dcgan_discriminator(input_shape, num_classes=None, *, filters=64, dropout=0.3, spectral_norm=False,
                               embedding_dim=50, name="dcgan_discriminator"):
     """Build a DCGAN discriminator: ``image`` in ``[-1, 1]`` (and ``label``) → one real/fake logit.

@@ -4,6 +4,8 @@ Builders are plain functions ``build_x(input_shape, num_classes, **options)``
 returning a functional ``keras.Model``. A registered name binds a builder to a
 dict of default options (a *variant*), so ``resnet56`` is ``build_cifar_resnet``
 with ``depth=56``; ``build(name, ..., **overrides)`` merges the overrides on top.
+Each name also has a task (``"classifier"``, ``"gan"``), so a recipe lists and
+accepts only the models it can train.
 """
 
 import difflib
@@ -14,35 +16,37 @@ from kvision.errors import ModelError
 _REGISTRY = {}
 
 
-def register_model(name, builder=None, **defaults):
-    """Register ``builder`` under ``name`` with default keyword options.
+def register_model(name, builder=None, *, task="classifier", **defaults):
+    """Register ``builder`` under ``name`` for ``task`` with default keyword options.
 
     Usable directly, ``register_model("resnet20", build_cifar_resnet, depth=20)``,
     or as a decorator, ``@register_model("cnn")``.
     """
     if builder is None:
-        return lambda fn: register_model(name, fn, **defaults)
+        return lambda fn: register_model(name, fn, task=task, **defaults)
     if name in _REGISTRY:
         raise ModelError(f"Each model name is registered once. Received: name={name!r}")
-    _REGISTRY[name] = (builder, dict(defaults))
+    _REGISTRY[name] = (builder, dict(defaults), task)
     return builder
 
 
-def list_models():
-    """Names of every registered model, sorted."""
-    return sorted(_REGISTRY)
+def list_models(task=None):
+    """Names of every registered model (of ``task``, if given), sorted."""
+    return sorted(name for name, (_, _, registered) in _REGISTRY.items() if task in (None, registered))
 
 
-def get_builder(name):
-    """The ``(builder, defaults)`` pair registered under ``name``."""
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+def get_builder(name, task=None):
+    """The ``(builder, defaults)`` pair registered under ``name``, checked to be for ``task`` if given."""
+    names = list_models(task)
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
+        kind = "" if task is None else f" {task}"
         raise ModelError(
-            f"Unknown model name.{hint} Expected one of: {', '.join(list_models())}. "
-            f"Received: name={name!r}"
+            f"Unknown{kind} model name.{hint} Expected one of: {', '.join(names)}. Received: name={name!r}"
         )
-    return _REGISTRY[name]
+    builder, defaults, _ = _REGISTRY[name]
+    return builder, defaults
 
 
 def build(name, /, input_shape, num_classes, **overrides):

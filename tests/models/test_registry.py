@@ -15,7 +15,7 @@ HEAVY = {"resnet50", "resnet110", "resnet110v2"}
 
 def small_cases():
     cases = []
-    for name in list_models():
+    for name in list_models("classifier"):
         cases.append(pytest.param(name, (32, 32, 3), id=f"{name}-rgb32"))
         if name not in HEAVY:
             # ImageNet-style ResNets need 32×32; the others take Fashion-MNIST's 28×28.
@@ -78,3 +78,11 @@ def test_a_name_is_registered_once():
 def test_malformed_shapes_and_class_counts_are_rejected(input_shape, num_classes):
     with pytest.raises(ModelError, match="Received: "):
         build("resnet20", input_shape, num_classes)
+
+
+def test_models_are_listed_and_looked_up_by_task():
+    assert list_models("gan") == ["dcgan_discriminator", "dcgan_generator"]
+    assert "cnn" in list_models("classifier") and "dcgan_generator" not in list_models("classifier")
+    assert sorted(list_models("classifier") + list_models("gan")) == list_models()
+    with pytest.raises(ModelError, match="Unknown classifier model name. Expected one of: cnn, .*Received: name='dcgan_generator'"):
+        get_builder("dcgan_generator", "classifier")

@@ -29,7 +29,7 @@ def fashion_run(tmp_path_factory):
     data = write_idx_dataset(tmp / "data", train_count=256, test_count=64, examples=quadrant_examples).path
     result = run_recipe(
         "fashion_mnist.py", "--data-dir", data, "--epochs", 3, "--batch-size", 32, "--validation-size", 32,
-        "--lr", 0.05, "--run-dir", tmp / "run", "--export-dir", tmp / "exports", "--version", 5,
+        "--lr", 0.05, "--crop-padding", 2, "--run-dir", tmp / "run", "--export-dir", tmp / "exports", "--version", 5,
         "--tflite", "float32", cwd=tmp,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -65,7 +65,7 @@ def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "resnet21"], "error: Unknown model name. Did you mean resnet32, resnet20"),
+        (["--model", "resnet21"], "error: Unknown classifier model name. Did you mean resnet32, resnet20"),
         (["--data-dir", "/nonexistent/fashion"], "error: Could not find the fashion_mnist dataset. Tried:"),
         (["--model", "resnet18"], "error: ResNet-18 needs inputs of at least 32×32 pixels"),
         (["--tflite", "float32,int4"], "error: Expected TFLite variants among float32, float16, dynamic, int8. Received: int4"),
