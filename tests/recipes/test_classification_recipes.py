@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tests.data.writers import CIFAR10_NAMES, make_tar_gz, write_cifar10_binary, write_idx_dataset
 from tests.helpers import quadrant_examples
+from tests.recipes.helpers import run_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,9 +72,9 @@ def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
         (["--tflite", "float32,int4"], "error: Expected TFLite variants among float32, float16, dynamic, int8. Received: int4"),
     ],
 )
-def test_user_mistakes_get_one_line_and_no_output(tmp_path, args, message):
-    result = run_recipe("fashion_mnist.py", *args, "--no-download", "--export-dir", tmp_path / "exports",
-                        "--run-dir", tmp_path / "run", cwd=tmp_path)
+def test_user_mistakes_get_one_line_and_no_output(tmp_path, args, message, monkeypatch):
+    result = run_in_process("fashion_mnist.py", *args, "--no-download", "--export-dir", tmp_path / "exports",
+                            "--run-dir", tmp_path / "run", cwd=tmp_path, monkeypatch=monkeypatch)
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
@@ -81,9 +82,9 @@ def test_user_mistakes_get_one_line_and_no_output(tmp_path, args, message):
     assert not (tmp_path / "run").exists()
 
 
-def test_every_recipe_documents_its_flags(tmp_path):
+def test_every_recipe_documents_its_flags(tmp_path, monkeypatch):
     for script in ("fashion_mnist.py", "cifar10.py", "classification.py"):
-        result = run_recipe(script, "--help", cwd=tmp_path)
+        result = run_in_process(script, "--help", cwd=tmp_path, monkeypatch=monkeypatch)
         assert result.returncode == 0, result.stderr
         for flag in ("--data-dir", "--model", "--epochs", "--mixed-precision", "--xla", "--version", "--tflite",
                      "--bless-min-accuracy", "--push-unblessed", "--keep-versions"):

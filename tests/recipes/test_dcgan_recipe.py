@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tests.data.writers import make_tar_gz, write_cifar10_binary, write_idx_dataset
 from tests.helpers import quadrant_examples, small_cnn
+from tests.recipes.helpers import run_in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,16 +70,17 @@ def test_unconditional_dcgan_on_a_tiny_cifar10_archive(tmp_path):
         (["--dataset", "mnist", "--data-dir", "/nonexistent"], "error: Could not find the mnist dataset"),
     ],
 )
-def test_user_mistakes_get_one_line_and_no_output(setup, tmp_path, args, message):
+def test_user_mistakes_get_one_line_and_no_output(setup, tmp_path, args, message, monkeypatch):
     _, data = setup
     args = args if "--data-dir" in args else ["--data-dir", data, *args]
-    result = run_dcgan(*args, "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports", cwd=tmp_path)
+    result = run_in_process("dcgan.py", *args, "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports",
+                            cwd=tmp_path, monkeypatch=monkeypatch)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "exports").exists()
 
 
-def test_help_documents_every_flag(tmp_path):
-    shown = run_dcgan("--help", cwd=tmp_path).stdout
+def test_help_documents_every_flag(tmp_path, monkeypatch):
+    shown = run_in_process("dcgan.py", "--help", cwd=tmp_path, monkeypatch=monkeypatch).stdout
     for flag in ("--conditional", "--dataset", "--loss", "--d-steps", "--ema-decay", "--spectral-norm", "--classifier",
                  "--fid-samples", "--tflite", "--version", "--push-unblessed"):
         assert flag in shown
