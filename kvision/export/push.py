@@ -41,6 +41,7 @@ from kvision.export.saved_model import (
 )
 from kvision.export.signatures import classifier_archive, generator_archive, generator_endpoint
 from kvision.export.tflite import TFLiteClassifier, convert, convert_function
+from kvision.models.gan import generator_classes
 
 STAGING_PREFIX = ".tmp-"
 
@@ -281,11 +282,9 @@ def export_generator(generator, base_dir, name, *, tflite=("float32",), parity_s
     if unsupported:
         raise ExportError("Generators export as float32, float16 or dynamic TFLite files. Received: int8")
     latent_dim = int(generator.inputs[0].shape[-1])
-    conditional = len(generator.inputs) == 2
+    num_classes = generator_classes(generator)
+    conditional = num_classes is not None
     function, specs = generator_endpoint(generator, check_labels=False)
-    num_classes = 0
-    if conditional:
-        num_classes = next(layer.input_dim for layer in generator.layers if isinstance(layer, keras.layers.Embedding))
 
     def inputs(count, offset):
         rng = np.random.default_rng(seed + offset)

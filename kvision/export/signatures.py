@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 
 from kvision.errors import ExportError
+from kvision.models.gan import generator_classes
 
 EXAMPLE_FEATURE = "image/encoded"
 OUTPUTS = ("logits", "probabilities", "class_id", "class_name")
@@ -137,9 +138,9 @@ def generator_endpoint(generator, *, check_labels=True):
     """
     latent_dim = int(generator.inputs[0].shape[-1])
     specs = [tf.TensorSpec((None, latent_dim), tf.float32, name="noise")]
-    if len(generator.inputs) == 1:
+    num_classes = generator_classes(generator)
+    if num_classes is None:
         return (lambda noise: {"images": to_uint8(generator([noise], training=False))}), specs
-    num_classes = next(layer.input_dim for layer in generator.layers if isinstance(layer, keras.layers.Embedding))
 
     def draw(noise, label):
         if check_labels:

@@ -114,6 +114,13 @@ def build_dcgan_discriminator(input_shape, num_classes=None, *, filters=64, drop
     return keras.Model([image] if label is None else [image, label], logit, name=name)
 
 
+def generator_classes(generator):
+    """The number of classes a conditional generator takes (its label embedding's size); None if unconditional."""
+    if len(generator.inputs) == 1:
+        return None
+    return next(layer.input_dim for layer in generator.layers if isinstance(layer, layers.Embedding))
+
+
 def _losses(kind, real_logits, fake_logits):
     """Per-example ``(d_loss, g_loss)``: non-saturating BCE (Goodfellow et al.) or hinge (Lim & Ye)."""
     if kind == "bce":
@@ -147,7 +154,8 @@ class GAN(keras.Model):
         self.discriminator = discriminator
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
-        self.conditional = len(generator.inputs) == 2
+        self.num_classes = generator_classes(generator)
+        self.conditional = self.num_classes is not None
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.ema_decay = ema_decay
         self.d_steps = d_steps

@@ -52,10 +52,10 @@ def image_grid(images, columns=GRID):
     )
 
 
-def fixed_inputs(gan, num_classes=None, *, seed=1234):
-    """64 fixed latents (and labels: row ``r`` asks for class ``r mod num_classes``) for sample grids."""
+def fixed_inputs(gan, *, seed=1234):
+    """64 fixed latents (and labels: row ``r`` asks for class ``r mod classes``) for sample grids."""
     noise = np.random.default_rng(seed).standard_normal((GRID * GRID, gan.latent_dim)).astype(np.float32)
-    labels = np.repeat(np.arange(GRID) % num_classes, GRID).astype(np.int32) if gan.conditional else None
+    labels = np.repeat(np.arange(GRID) % gan.num_classes, GRID).astype(np.int32) if gan.conditional else None
     return noise, labels
 
 
@@ -205,8 +205,7 @@ def fit_gan(
     run_dir.mkdir(parents=True, exist_ok=True)
     if not backup.exists():
         out["history"].unlink(missing_ok=True)
-    num_classes = int(np.max(train[1])) + 1
-    noise, labels = fixed_inputs(gan, num_classes)
+    noise, labels = fixed_inputs(gan)
     real = train[0][np.random.default_rng(0).choice(len(train[0]), size=min(GRID * GRID, len(train[0])), replace=False)]
     run_callbacks = [
         TrainingHealth(noise, labels, real, min_steps=collapse_min_steps),
