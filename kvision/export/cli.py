@@ -5,10 +5,14 @@
         --tflite float32,float16,int8 --bless-min-accuracy 0.9
 
 MODEL_PATH is a ``.keras`` file or a run directory (its
-``checkpoints/best.keras``, else ``last.keras``); the dataset defaults to the
-one in the run's ``config.json``. The evaluation split drives the warmup
-requests, parity checks and accuracy; a sample of the training split
-calibrates int8.
+``checkpoints/best.keras``, else ``last.keras``, else a GAN run's
+``generator_ema.keras``); the dataset defaults to the one in the run's
+``config.json``. For a classifier, the evaluation split drives the warmup
+requests, parity checks and accuracy, and a sample of the training split
+calibrates int8. A GAN generator (input ``noise``) is exported with
+``export_generator``; its run's ``evaluation/quality.json`` gives the metrics.
+
+    python -m kvision.export runs/fashion_mnist_dcgan_conditional --name fashion_mnist_dcgan_conditional --tflite float32
 """
 
 import argparse
@@ -22,24 +26,32 @@ import numpy as np
 import kvision.models  # noqa: F401  (registers kvision's layers so .keras files load)
 from kvision.data import load_dataset
 from kvision.errors import ExportError, KvisionError
-from kvision.export.push import export_classifier
+from kvision.export.push import export_classifier, export_generator
 from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
 
 REPRESENTATIVE_IMAGES = 300
 
 
-def add_export_arguments(parser, *, classifier=True):
+CLASSIFIER_TFLITE = "float32,int8"
+GENERATOR_TFLITE = "float32"
+
+
+def add_export_arguments(parser, *, classifier=True, model_dependent=False):
     """The export flags, as a group of ``parser``; recipes and the CLI share them.
 
     ``classifier=False`` leaves out the classifier-only flags (int8, accuracy
-    bar) and defaults to a float32 TFLite file, for generators.
+    bar), for generators. ``--tflite`` defaults to ``float32,int8`` for
+    classifiers and ``float32`` for generators; with ``model_dependent`` (the
+    CLI, which learns the kind of model later) it is left None until then.
     """
     group = parser.add_argument_group("export")
     group.add_argument("--export-dir", default="saved_models", help="serving base directory; versions go to <dir>/<name>/<version>")
     group.add_argument("--version", type=int, help="export version (default: Unix time); an existing one is never overwritten")
     variants = VARIANTS if classifier else tuple(v for v in VARIANTS if v != "int8")
-    group.add_argument("--tflite", default="float32,int8" if classifier else "float32",
-                       help=f"comma-separated TFLite variants among {','.join(variants)} ('' for none)")
+    default = None if model_dependent else CLASSIFIER_TFLITE if classifier else GENERATOR_TFLITE
+    shown = f"{CLASSIFIER_TFLITE} for classifiers, {GENERATOR_TFLITE} for generators" if model_dependent else default
+    group.add_argument("--tflite", default=default,
+                       help=f"comma-separated TFLite variants among {','.join(variants)} ('' for none; default: {shown})")
     if classifier:
         group.add_argument("--int8-io", default="uint8", choices=INT8_IO_TYPES, help="input/output type of the int8 TFLite model")
         group.add_argument("--allow-select-ops", action="store_true", help="let TFLite files use Select TF ops (needs the Flex delegate)")
@@ -52,7 +64,8 @@ def add_export_arguments(parser, *, classifier=True):
 
 def check_export_arguments(args):
     """Fail on bad export flags before any training or loading happens."""
-    parse_variants(args.tflite)
+    if args.tflite is not None:  # None: the CLI's default, resolved once the model is known
+        parse_variants(args.tflite)
     if args.keep_versions < 1:
         raise ExportError(f"--keep-versions must be at least 1. Received: {args.keep_versions}")
     if getattr(args, "bless_min_accuracy", None) is not None and not 0 <= args.bless_min_accuracy <= 1:
@@ -75,7 +88,7 @@ def export_for_dataset(model, dataset, args, *, name, metrics=None, training_com
         eval_labels=dataset.test[1],
         representative_images=train_images[np.sort(sample)],
         version=args.version,
-        tflite=parse_variants(args.tflite),
+        tflite=tflite_variants(args, CLASSIFIER_TFLITE),
         int8_io=args.int8_io,
         allow_select_ops=args.allow_select_ops,
         bless_min_accuracy=args.bless_min_accuracy,
@@ -103,14 +116,37 @@ def finish(summary, export):
     return summary
 
 
+def tflite_variants(args, default):
+    """The --tflite variants; ``default`` when the flag was left at the CLI's model-dependent default."""
+    return parse_variants(default if args.tflite is None else args.tflite)
+
+
+def export_gan_generator(generator, args, model_path, config):
+    """Export a GAN generator checkpoint; its run's evaluation/quality.json, if any, gives the metrics."""
+    variants = tflite_variants(args, GENERATOR_TFLITE)
+    if "int8" in variants:
+        raise ExportError("Generators export as float32, float16 or dynamic TFLite files. Received: int8")
+    quality_file = Path(model_path).parent.parent / "evaluation" / "quality.json"
+    quality = json.loads(quality_file.read_text()) if quality_file.is_file() else {}
+    return export_generator(
+        generator, args.export_dir, args.name, tflite=variants, version=args.version,
+        push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions,
+        metrics={k: quality[k] for k in ("frechet_distance", "class_accuracy") if k in quality},
+        training_command=config.get("command"), dataset={"name": config["dataset"]} if "dataset" in config else None,
+    )
+
+
 def resolve_model_path(path):
     """A ``.keras`` file from ``path`` (a file or a run directory) and the run's config, if any."""
     path = Path(path)
     if path.is_dir():
-        candidates = [path / "checkpoints" / "best.keras", path / "checkpoints" / "last.keras"]
+        candidates = [path / "checkpoints" / f"{name}.keras" for name in ("best", "last", "generator_ema")]
         found = next((c for c in candidates if c.is_file()), None)
         if found is None:
-            raise ExportError(f"Expected a run directory holding {candidates[0]} or {candidates[1]}. Received: {path}")
+            raise ExportError(
+                f"Expected a run directory holding {', '.join(str(c) for c in candidates[:-1])} or {candidates[-1]}. "
+                f"Received: {path}"
+            )
         run_dir, path = path, found
     elif path.suffix == ".keras" and path.is_file():
         run_dir = path.parent.parent
@@ -131,7 +167,7 @@ def build_parser():
     data.add_argument("--data-dir", help="a local copy of the dataset (see the recipes' --help)")
     data.add_argument("--image-size", type=int, help="resize image-folder images to N×N")
     data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
-    add_export_arguments(parser)
+    add_export_arguments(parser, model_dependent=True)
     return parser
 
 
@@ -141,12 +177,16 @@ def main(argv=None):
         check_export_arguments(args)
         model_path, config = resolve_model_path(args.model_path)
         dataset_name = args.dataset or config.get("dataset")
-        if dataset_name is None:
-            raise ExportError(f"Expected --dataset (no config.json next to the run of {model_path}). Received: none")
         try:
             model = keras.saving.load_model(model_path)
         except (ValueError, OSError) as err:
             raise ExportError(f"Could not load a Keras model from {model_path}: {err}") from None
+        if model.inputs[0].name == "noise":
+            result = export_gan_generator(model, args, model_path, config)
+            refuse_unpushed(result)
+            return result
+        if dataset_name is None:
+            raise ExportError(f"Expected --dataset (no config.json next to the run of {model_path}). Received: none")
         dataset = load_dataset(
             dataset_name,
             args.data_dir or config.get("data_dir"),

@@ -9,6 +9,7 @@ import pytest
 
 from kvision.export import versions
 from kvision.export.cli import main
+from kvision.models import build
 from tests.data.writers import write_idx_dataset
 from tests.helpers import quadrant_examples, small_cnn
 
@@ -50,7 +51,7 @@ def test_an_unblessed_export_exits_with_the_failed_checks(run_dir, tmp_path, cap
     "path, extra, message",
     [
         ("missing.keras", [], r"error: Expected a .keras file or a run directory. Received: .*missing.keras"),
-        (".", [], r"error: Expected a run directory holding .*best.keras or .*last.keras"),
+        (".", [], r"error: Expected a run directory holding .*best.keras, .*last.keras or .*generator_ema.keras"),
         ("run/checkpoints/best.keras", ["--tflite", "int4"], "error: Expected TFLite variants among float32, float16"),
     ],
 )
@@ -66,3 +67,18 @@ def test_help_documents_every_flag():
     for flag in ("MODEL_PATH", "--name", "--tflite", "--int8-io", "--bless-min-accuracy", "--push-unblessed",
                  "--keep-versions", "--version", "--allow-select-ops", "--dataset"):
         assert flag in shown
+
+
+def test_exports_a_gan_run_with_its_quality_figures(tmp_path):
+    run = tmp_path / "gan_run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "evaluation").mkdir()
+    build("dcgan_generator", (16, 16, 1), 4, latent_dim=8, filters=32).save(run / "checkpoints" / "generator_ema.keras")
+    (run / "evaluation" / "quality.json").write_text(json.dumps({"frechet_distance": 5.5, "class_accuracy": 0.9}))
+    (run / "config.json").write_text(json.dumps({"dataset": "fashion_mnist", "command": "python recipes/dcgan.py"}))
+    result = main([str(run), "--name", "gan", "--export-dir", str(tmp_path / "exports"), "--version", "2"])
+    assert result.blessed and result.path == tmp_path / "exports" / "gan" / "2"
+    evaluation = json.loads((result.path / "evaluation.json").read_text())
+    assert evaluation["metrics"] == {"frechet_distance": 5.5, "class_accuracy": 0.9}
+    assert list(evaluation["parity"]["tflite"]) == ["float32"], "a generator's default TFLite file"
+    assert set(evaluation["signatures"]["serving_default"]["inputs"]) == {"noise", "label"}
