@@ -91,3 +91,20 @@ def test_mode_collapse_stops_training_before_the_epoch_is_checkpointed(tmp_path)
         fit_gan(collapsed_generator, networks()[1], quadrant_images(64, size=16), run_dir=tmp_path, epochs=2,
                 batch_size=16, collapse_min_steps=0, verbose=0)
     assert not (tmp_path / "checkpoints" / "generator_ema.keras").exists()
+
+
+def test_a_killed_run_resumes_at_the_epoch_it_reached(tmp_path):
+    from tests.train.test_engine import InterruptAtEpoch
+
+    data = quadrant_images(64, size=16)
+    with pytest.raises(KeyboardInterrupt):
+        fit_gan(*networks(), data, run_dir=tmp_path, epochs=3, batch_size=16, verbose=0, callbacks=[InterruptAtEpoch(2)])
+    after_two = keras.saving.load_model(tmp_path / "checkpoints" / "generator_ema.keras").get_weights()
+    seen = []
+    resumed = fit_gan(*networks(), data, run_dir=tmp_path, epochs=3, batch_size=16, verbose=0,
+                      callbacks=[keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))])
+    assert seen == [2], "only the missing epoch runs"
+    assert int(resumed.gan.g_optimizer.iterations) == 3 * 4, "optimizer state came back with the weights"
+    with open(tmp_path / "history.csv", newline="") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
+    assert any(np.any(a != b) for a, b in zip(after_two, resumed.gan.ema_generator.get_weights()))
