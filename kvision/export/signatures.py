@@ -71,14 +71,14 @@ def decode_images(image_bytes, image_shape):
 
 def check_images(images, image_shape):
     """``images`` unchanged if they are ``[N, *image_shape]``; else InvalidArgument saying so."""
-    expected = tf.constant(image_shape, tf.int32)
-    tf.debugging.assert_equal(
+    check = tf.debugging.assert_equal(
         tf.shape(images)[1:],
-        expected,
+        tf.constant(image_shape, tf.int32),
         message=f"serve_images expects uint8 images of shape [N, {', '.join(map(str, image_shape))}]; "
         "received the shape [N, H, W, C] =",
     )
-    return images
+    with tf.control_dependencies([check]):  # runs before the model, whose own shape errors say less
+        return tf.identity(images)
 
 
 def class_name_table(class_names):
@@ -143,9 +143,12 @@ def generator_endpoint(generator, *, check_labels=True):
         return (lambda noise: {"images": to_uint8(generator([noise], training=False))}), specs
 
     def draw(noise, label):
-        if check_labels:
-            tf.debugging.assert_less(label, num_classes, message=f"label must be a class id in [0, {num_classes})")
-            tf.debugging.assert_non_negative(label, message=f"label must be a class id in [0, {num_classes})")
+        if check_labels:  # before the embedding lookup, which would fail with a less helpful message
+            message = f"label must be a class id in [0, {num_classes})"
+            checks = [tf.debugging.assert_less(label, num_classes, message=message),
+                      tf.debugging.assert_non_negative(label, message=message)]
+            with tf.control_dependencies(checks):
+                label = tf.identity(label)
         return {"images": to_uint8(generator([noise, label], training=False))}
 
     return draw, [*specs, tf.TensorSpec((None,), tf.int32, name="label")]
