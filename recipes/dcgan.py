@@ -32,13 +32,12 @@ import tensorflow as tf
 import kvision
 from kvision.data import load_dataset
 from kvision.evaluate.frechet import generator_quality
-from kvision.export import export_generator
-from kvision.export.cli import add_export_arguments, check_export_arguments, finish
-from kvision.export.tflite import parse_variants
+from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_generator, finish
+from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import build
-from kvision.models.gan import LOSSES
+from kvision.models.gan import LOSSES, to_uint8
 from kvision.train import is_chief
-from kvision.train.gan import fit_gan, image_grid, to_uint8
+from kvision.train.gan import fit_gan, image_grid
 
 
 def build_parser():
@@ -99,8 +98,7 @@ def load_classifier(args, dataset):
 
 def run(args):
     check_export_arguments(args)
-    if "int8" in parse_variants(args.tflite):
-        raise kvision.ExportError("Generators export as float32, float16 or dynamic TFLite files. Received: int8")
+    check_generator_variants(parse_variants(args.tflite))  # before training, not after
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
     num_classes = dataset.num_classes if args.conditional else None
 
@@ -132,7 +130,7 @@ def run(args):
     generator = result.gan.ema_generator
 
     def sample(noise, labels):
-        return to_uint8(generator.predict(result.gan.sample_inputs(noise, labels), batch_size=500, verbose=0))
+        return to_uint8(generator.predict(result.gan.sample_inputs(noise, labels), batch_size=500, verbose=0)).numpy()
 
     quality = None
     if classifier is not None:
@@ -148,11 +146,8 @@ def run(args):
 
     export = None
     if is_chief():
-        metrics = {k: quality[k] for k in ("frechet_distance", "class_accuracy") if quality and k in quality}
-        export = export_generator(
-            generator, args.export_dir, name, tflite=parse_variants(args.tflite), version=args.version,
-            push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions, metrics=metrics,
-            training_command=config["command"],
+        export = export_for_generator(
+            generator, args, name=name, quality=quality, training_command=config["command"],
             dataset={"name": dataset.name, "origin": dataset.origin, "fingerprint": dataset.fingerprint()},
         )
     summary = {

@@ -121,18 +121,13 @@ def tflite_variants(args, default):
     return parse_variants(default if args.tflite is None else args.tflite)
 
 
-def export_gan_generator(generator, args, model_path, config):
-    """Export a GAN generator checkpoint; its run's evaluation/quality.json, if any, gives the metrics."""
-    variants = tflite_variants(args, GENERATOR_TFLITE)
-    if "int8" in variants:
-        raise ExportError("Generators export as float32, float16 or dynamic TFLite files. Received: int8")
-    quality_file = Path(model_path).parent.parent / "evaluation" / "quality.json"
-    quality = json.loads(quality_file.read_text()) if quality_file.is_file() else {}
+def export_for_generator(generator, args, *, name, quality=None, training_command=None, dataset=None):
+    """``export_generator`` with the export flags in ``args``; ``quality`` from ``generator_quality``."""
     return export_generator(
-        generator, args.export_dir, args.name, tflite=variants, version=args.version,
+        generator, args.export_dir, name, tflite=tflite_variants(args, GENERATOR_TFLITE), version=args.version,
         push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions,
-        metrics={k: quality[k] for k in ("frechet_distance", "class_accuracy") if k in quality},
-        training_command=config.get("command"), dataset={"name": config["dataset"]} if "dataset" in config else None,
+        metrics={k: quality[k] for k in ("frechet_distance", "class_accuracy") if k in (quality or {})},
+        training_command=training_command, dataset=dataset,
     )
 
 
@@ -181,8 +176,13 @@ def main(argv=None):
             model = keras.saving.load_model(model_path)
         except (ValueError, OSError) as err:
             raise ExportError(f"Could not load a Keras model from {model_path}: {err}") from None
-        if model.inputs[0].name == "noise":
-            result = export_gan_generator(model, args, model_path, config)
+        if model.inputs[0].name == "noise":  # a GAN run's generator; its quality.json gives the metrics
+            quality_file = model_path.parent.parent / "evaluation" / "quality.json"
+            result = export_for_generator(
+                model, args, name=args.name, training_command=config.get("command"),
+                quality=json.loads(quality_file.read_text()) if quality_file.is_file() else None,
+                dataset={"name": config["dataset"]} if "dataset" in config else None,
+            )
             refuse_unpushed(result)
             return result
         if dataset_name is None:

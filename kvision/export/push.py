@@ -40,7 +40,7 @@ from kvision.export.saved_model import (
     write_warmup,
 )
 from kvision.export.signatures import classifier_archive, generator_archive, generator_endpoint
-from kvision.export.tflite import TFLiteClassifier, convert, convert_function
+from kvision.export.tflite import TFLiteClassifier, check_generator_variants, convert, convert_function
 from kvision.models.gan import generator_classes
 
 STAGING_PREFIX = ".tmp-"
@@ -278,9 +278,7 @@ def export_generator(generator, base_dir, name, *, tflite=("float32",), parity_s
     dynamic-range files within a mean of 2 levels. ``push_options`` as for
     ``export_classifier``.
     """
-    unsupported = [v for v in tflite if v == "int8"]
-    if unsupported:
-        raise ExportError("Generators export as float32, float16 or dynamic TFLite files. Received: int8")
+    check_generator_variants(tflite)
     latent_dim = int(generator.inputs[0].shape[-1])
     num_classes = generator_classes(generator)
     conditional = num_classes is not None

@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from kvision.errors import ExportError
-from kvision.models.gan import generator_classes
+from kvision.models.gan import generator_classes, to_uint8
 
 EXAMPLE_FEATURE = "image/encoded"
 OUTPUTS = ("logits", "probabilities", "class_id", "class_name")
@@ -152,11 +152,6 @@ def generator_endpoint(generator, *, check_labels=True):
         return {"images": to_uint8(generator([noise, label], training=False))}
 
     return draw, [*specs, tf.TensorSpec((None,), tf.int32, name="label")]
-
-
-def to_uint8(images):
-    """Images in ``[-1, 1]`` as uint8 0..255, rounded."""
-    return tf.cast(tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
 def generator_archive(generator):

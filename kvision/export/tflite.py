@@ -35,6 +35,13 @@ def parse_variants(text):
     return variants
 
 
+def check_generator_variants(variants):
+    """``variants`` unchanged if a generator can be written as all of them (no int8: nothing to calibrate on)."""
+    if "int8" in variants:
+        raise ExportError("Generators export as float32, float16 or dynamic TFLite files. Received: int8")
+    return variants
+
+
 def classifier_endpoint(model):
     """``(function, input specs)`` of a classifier's TFLite signature: image → logits, probabilities."""
 

@@ -114,6 +114,11 @@ def build_dcgan_discriminator(input_shape, num_classes=None, *, filters=64, drop
     return keras.Model([image] if label is None else [image, label], logit, name=name)
 
 
+def to_uint8(images):
+    """Generator images in ``[-1, 1]`` as uint8 0..255, rounded: what grids, metrics and the export show."""
+    return tf.cast(tf.clip_by_value(tf.round((tf.cast(images, tf.float32) + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
 def generator_classes(generator):
     """The number of classes a conditional generator takes (its label embedding's size); None if unconditional."""
     if len(generator.inputs) == 1:

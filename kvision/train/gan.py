@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
-from kvision.models.gan import GAN
+from kvision.models.gan import GAN, to_uint8
 from kvision.train.strategy import get_strategy, global_batch_size, writable_dir
 
 GRID = 8
@@ -34,11 +34,6 @@ def gan_paths(run_dir):
         "checkpoints": run_dir / "checkpoints",
         "history": run_dir / "history.csv",
     }
-
-
-def to_uint8(images):
-    """Images in ``[-1, 1]`` as uint8 0..255 (rounded, clipped)."""
-    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 def image_grid(images, columns=GRID):
@@ -78,7 +73,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         images = self.model.ema_generator.predict(self.model.sample_inputs(self.noise, self.labels), verbose=0)
-        grid = image_grid(to_uint8(images))
+        grid = image_grid(to_uint8(images).numpy())
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         tf.io.write_file(str(self.samples_dir / f"epoch_{epoch + 1:03d}.png"), tf.io.encode_png(grid))
         with self.writer.as_default():
