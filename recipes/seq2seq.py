@@ -1,0 +1,122 @@
+"""Sequence to sequence, end to end: pairs → vocabularies → model → training → evaluation → SavedModel.
+
+The shared body of ``g2p_cmudict.py`` and ``translate.py``; those scripts
+choose the pairs, the vocabularies and the metrics.
+
+Outputs: ``<run-dir>/`` (config.json, vocabularies.json, TensorBoard logs,
+checkpoints, history.csv, evaluation/report.json, predictions.tsv and the
+attention heat maps) and ``<export-dir>/<name>/<version>/`` (a verified
+SavedModel whose ``serving_default`` maps strings to strings).
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import kvision
+from kvision.data.text import load_vocabularies, save_vocabularies
+from kvision.models import build, get_builder, list_models
+from kvision.train import fit_seq2seq
+
+
+def build_parser(description, defaults):
+    """The recipe's flags; ``defaults`` are the calling recipe's."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--validation-fraction", type=float, help="share of sources held out for validation")
+    data.add_argument("--test-fraction", type=float, help="share of sources held out for the final test")
+    data.add_argument("--max-source-length", type=int, help="tokens kept of a source (longer ones are cut)")
+    data.add_argument("--max-target-length", type=int, help="most tokens decoded, [END] included")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", help=f"one of: {', '.join(list_models('seq2seq'))}")
+    model.add_argument("--units", type=int, help="RNN state size / Transformer width")
+    model.add_argument("--layers", type=int, help="encoder and decoder layers")
+    model.add_argument("--dropout", type=float)
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--epochs", type=int)
+    optim.add_argument("--batch-size", type=int, help="global batch size")
+    optim.add_argument("--lr", type=float, help="peak learning rate of Adam (warm-up, then cosine decay)")
+
+    decode = parser.add_argument_group("decoding")
+    decode.add_argument("--beam-width", type=int, help="1: greedy")
+    decode.add_argument("--length-penalty", type=float, help="GNMT length-penalty exponent alpha (0: none)")
+
+    run = parser.add_argument_group("run and export")
+    run.add_argument("--seed", type=int, help="seeds weights and shuffling (the split has its own fixed seed)")
+    run.add_argument("--run-dir", help="logs, checkpoints, report; a killed run resumes from here")
+    run.add_argument("--name", help="served model name")
+    parser.set_defaults(
+        **{
+            "validation_fraction": 0.05,
+            "test_fraction": 0.1,
+            "max_source_length": 32,
+            "max_target_length": 32,
+            "model": "attention_rnn",
+            "units": 256,
+            "layers": 2,
+            "dropout": 0.2,
+            "epochs": 30,
+            "batch_size": 256,
+            "lr": 2e-3,
+            "beam_width": 5,
+            "length_penalty": 0.0,
+            "seed": 0,
+            **defaults,
+        }
+    )
+    return parser
+
+
+def model_options(args):
+    """Builder keyword arguments from the model flags."""
+    if args.model == "transformer":
+        return dict(
+            dim=args.units,
+            num_layers=args.layers,
+            dropout=args.dropout,
+            max_source_length=args.max_source_length,
+            max_target_length=args.max_target_length,
+        )
+    return dict(units=args.units, num_layers=args.layers, dropout=args.dropout)
+
+
+def vocabularies(run_dir, make):
+    """The run's vocabularies: read back when resuming, else ``make()`` and save them."""
+    path = Path(run_dir) / "vocabularies.json"
+    if path.exists():
+        return load_vocabularies(path)
+    source_vocab, target_vocab = make()
+    save_vocabularies(path, source_vocab, target_vocab)
+    return source_vocab, target_vocab
+
+
+def train(args, splits, make_vocabularies, *, run_dir):
+    """Vocabularies, then the trained model; returns ``(result, source_vocab, target_vocab, seconds)``."""
+    get_builder(args.model, "seq2seq")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    source_vocab, target_vocab = vocabularies(run_dir, make_vocabularies)
+    print(
+        f"data: {len(splits['train'])} train, {len(splits['validation'])} validation, {len(splits['test'])} test pairs; "
+        f"vocabularies: {source_vocab.size} source ({source_vocab.kind}), {target_vocab.size} target ({target_vocab.kind})"
+    )
+    start = time.time()
+    result = fit_seq2seq(
+        lambda: build(args.model, source_vocab.size, target_vocab.size, **model_options(args)),
+        splits["train"],
+        splits["validation"],
+        source_vocab,
+        target_vocab,
+        run_dir=run_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+    )
+    return result, source_vocab, target_vocab, time.time() - start
