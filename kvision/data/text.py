@@ -112,6 +112,14 @@ def split_by_source(pairs, *, validation=0.05, test=0.1, seed=0):
     return splits
 
 
+def pairs_fingerprint(pairs):
+    """A short SHA-256 of ``pairs``, recorded with exports so a model names the data it saw."""
+    digest = hashlib.sha256()
+    for source, target in pairs:
+        digest.update(f"{source}\t{target}\n".encode())
+    return digest.hexdigest()[:16]
+
+
 def group_references(pairs):
     """``(sources, references)``: each distinct source once (first-seen order) with all its targets."""
     grouped = {}

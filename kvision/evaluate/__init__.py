@@ -1,16 +1,21 @@
 """Evaluation: metrics, reports and plots."""
 
 from kvision.evaluate.classification import classification_report, confusion_matrix, predict_logits
-from kvision.evaluate.plots import plot_confusion_matrix, plot_training_curves, read_history
+from kvision.evaluate.plots import plot_attention, plot_confusion_matrix, plot_training_curves, read_history
 from kvision.evaluate.report import evaluate_classifier, log_to_tensorboard
+from kvision.evaluate.seq2seq import corpus_bleu, evaluate_seq2seq, sequence_error_rates
 
 __all__ = [
     "classification_report",
     "confusion_matrix",
+    "corpus_bleu",
     "evaluate_classifier",
+    "evaluate_seq2seq",
     "log_to_tensorboard",
+    "plot_attention",
     "plot_confusion_matrix",
     "plot_training_curves",
     "predict_logits",
     "read_history",
+    "sequence_error_rates",
 ]

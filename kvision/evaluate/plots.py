@@ -1,4 +1,4 @@
-"""PNG plots of a run: the confusion matrix and the training curves."""
+"""PNG plots of a run: the confusion matrix, the training curves, attention heat maps."""
 
 import csv
 
@@ -62,6 +62,27 @@ def plot_training_curves(history, path):
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_attention(examples, path, *, columns=2):
+    """Attention heat maps, one panel per ``(weights [T, S], source tokens, output tokens)``, saved to ``path``.
+
+    Row ``t`` shows where the decoder looked while producing output token ``t``.
+    """
+    rows = -(-len(examples) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
+    for ax in axes.flat[len(examples):]:
+        ax.axis("off")
+    for ax, (weights, source, output) in zip(axes.flat, examples):
+        ax.imshow(np.asarray(weights), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(np.arange(len(source)), source, rotation=90 if max(map(len, source), default=1) > 2 else 0)
+        ax.set_yticks(np.arange(len(output)), output)
+        ax.set_xlabel("source")
+        ax.set_ylabel("output")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -26,7 +26,7 @@ import numpy as np
 import kvision.models  # noqa: F401  (registers kvision's layers so .keras files load)
 from kvision.data import load_dataset
 from kvision.errors import ExportError, KvisionError
-from kvision.export.push import export_classifier, export_generator
+from kvision.export.push import export_classifier, export_generator, export_translator
 from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
 
 REPRESENTATIVE_IMAGES = 300
@@ -36,11 +36,12 @@ CLASSIFIER_TFLITE = "float32,int8"
 GENERATOR_TFLITE = "float32"
 
 
-def add_export_arguments(parser, *, classifier=True, model_dependent=False):
+def add_export_arguments(parser, *, classifier=True, model_dependent=False, tflite=True):
     """The export flags, as a group of ``parser``; recipes and the CLI share them.
 
     ``classifier=False`` leaves out the classifier-only flags (int8, accuracy
-    bar), for generators. ``--tflite`` defaults to ``float32,int8`` for
+    bar), for generators; ``tflite=False`` leaves out ``--tflite``, for
+    seq2seq models (exported as SavedModels only). ``--tflite`` defaults to ``float32,int8`` for
     classifiers and ``float32`` for generators; with ``model_dependent`` (the
     CLI, which learns the kind of model later) it is left None until then.
     """
@@ -50,8 +51,9 @@ def add_export_arguments(parser, *, classifier=True, model_dependent=False):
     variants = VARIANTS if classifier else tuple(v for v in VARIANTS if v != "int8")
     default = None if model_dependent else CLASSIFIER_TFLITE if classifier else GENERATOR_TFLITE
     shown = f"{CLASSIFIER_TFLITE} for classifiers, {GENERATOR_TFLITE} for generators" if model_dependent else default
-    group.add_argument("--tflite", default=default,
-                       help=f"comma-separated TFLite variants among {','.join(variants)} ('' for none; default: {shown})")
+    if tflite:
+        group.add_argument("--tflite", default=default,
+                           help=f"comma-separated TFLite variants among {','.join(variants)} ('' for none; default: {shown})")
     if classifier:
         group.add_argument("--int8-io", default="uint8", choices=INT8_IO_TYPES, help="input/output type of the int8 TFLite model")
         group.add_argument("--allow-select-ops", action="store_true", help="let TFLite files use Select TF ops (needs the Flex delegate)")
@@ -64,7 +66,7 @@ def add_export_arguments(parser, *, classifier=True, model_dependent=False):
 
 def check_export_arguments(args):
     """Fail on bad export flags before any training or loading happens."""
-    if args.tflite is not None:  # None: the CLI's default, resolved once the model is known
+    if getattr(args, "tflite", None) is not None:  # None: the CLI's default, resolved once the model is known
         parse_variants(args.tflite)
     if args.keep_versions < 1:
         raise ExportError(f"--keep-versions must be at least 1. Received: {args.keep_versions}")
@@ -127,6 +129,16 @@ def export_for_generator(generator, args, *, name, quality=None, training_comman
         generator, args.export_dir, name, tflite=tflite_variants(args, GENERATOR_TFLITE), version=args.version,
         push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions,
         metrics={k: quality[k] for k in ("frechet_distance", "class_accuracy") if k in (quality or {})},
+        training_command=training_command, dataset=dataset,
+    )
+
+
+def export_for_translator(translator, args, *, name, sources, report, training_command=None, dataset=None):
+    """``export_translator`` with the export flags in ``args``; ``report`` from ``evaluate_seq2seq``."""
+    return export_translator(
+        translator, args.export_dir, name, sources, max_word_error_rate=args.bless_max_wer, version=args.version,
+        push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions,
+        metrics={k: report[k] for k in ("word_error_rate", "token_error_rate", "bleu", "token_accuracy")},
         training_command=training_command, dataset=dataset,
     )
 

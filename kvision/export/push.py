@@ -39,11 +39,20 @@ from kvision.export.saved_model import (
     write_models_config,
     write_warmup,
 )
-from kvision.export.signatures import classifier_archive, generator_archive, generator_endpoint
+from kvision.export.signatures import (
+    TEXT_OPS_MODULE,
+    TRANSLATOR_OUTPUTS,
+    classifier_archive,
+    generator_archive,
+    generator_endpoint,
+    save_translator,
+)
 from kvision.export.tflite import TFLiteClassifier, check_generator_variants, convert, convert_function
 from kvision.models.gan import generator_classes
 
 STAGING_PREFIX = ".tmp-"
+# What a text model must answer without failing: empty, unseen characters, longer than any max length.
+ROBUSTNESS_INPUTS = ("", "¿ßœ☃ 42?", "supercalifragilistic" * 10)
 
 
 @dataclass
@@ -144,10 +153,10 @@ def push_version(base_dir, name, write_and_verify, *, version=None, push_only_if
     return result
 
 
-def _fresh_process_checks(staging, requests, name, check_fn):
+def _fresh_process_checks(staging, requests, name, check_fn, *, imports=()):
     """``(summary, outputs, checks)`` of the fresh-process serving check; a crash becomes a failed check."""
     try:
-        summary, outputs = verify.serve_in_fresh_process(staging, requests, name)
+        summary, outputs = verify.serve_in_fresh_process(staging, requests, name, imports=imports)
         return summary, outputs, check_fn(summary, outputs)
     except verify.ServingCheckError as err:
         summary = {"error": str(err), "signatures": {}, "latency_ms_batch1": {}}
@@ -329,6 +338,65 @@ def export_generator(generator, base_dir, name, *, tflite=("float32",), parity_s
     return push_version(base_dir, name, write_and_verify, **push_options)
 
 
+def export_translator(translator, base_dir, name, sources, *, max_word_error_rate=None, **push_options):
+    """Export a seq2seq ``Translator`` as a verified, versioned SavedModel (strings in, strings out).
+
+    The checks: a fresh process with TensorFlow and TensorFlow Text only
+    answers ``serving_default`` for ``sources`` and for ``ROBUSTNESS_INPUTS``
+    with exactly the strings decoded here, scores within 1e-3; every
+    signature answers its warmup requests; with ``max_word_error_rate``, the
+    test word error rate in ``push_options["metrics"]`` is at most that.
+    ``push_options`` as for ``export_classifier``.
+    """
+    parity = np.array([*sources, *ROBUSTNESS_INPUTS], dtype=object)
+    expected = translator.translate(tf.constant(parity, tf.string))
+    expected_outputs = [text.decode("utf-8") for text in expected["outputs"].numpy()]
+
+    def compare(summary, outputs):
+        served = next(call["outputs"] for call in summary["calls"] if call["file"] == 1)
+        return [
+            verify.Check("SavedModel outputs differing from in-process decoding",
+                         float(sum(a != b for a, b in zip(served, expected_outputs, strict=True))), "<=", 0.0),
+            verify.Check("SavedModel max abs Δscore",
+                         float(np.max(np.abs(outputs["serving_default"]["scores"] - expected["scores"].numpy()))),
+                         "<=", verify.TRANSLATOR_MAX_SCORE_DIFF),
+            *verify.serving_checks(summary, TRANSLATOR_OUTPUTS),
+        ]
+
+    def write_and_verify(staging):
+        save_translator(translator, staging)
+        write_warmup(staging, [("serving_default", {"inputs": parity[:1]}), ("serving_default", {"inputs": parity[:8]}),
+                               ("translate_beams", {"inputs": parity[:1]})], name)
+        summary, _, checks = _fresh_process_checks(
+            staging, [("serving_default", {"inputs": parity})], name, compare, imports=(TEXT_OPS_MODULE,)
+        )
+        if max_word_error_rate is not None:
+            wer = (push_options.get("metrics") or {}).get("word_error_rate", float("inf"))
+            checks.append(verify.Check("test word error rate", float(wer), "<=", max_word_error_rate))
+        model = translator.model
+        evaluation = {
+            "parity": {"examples": len(parity), "robustness": dict(zip(ROBUSTNESS_INPUTS, expected_outputs[-len(ROBUSTNESS_INPUTS):]))},
+            "sizes_bytes": {"saved_model": saved_model_size(staging)},
+            "latency_ms_batch1": _latencies(summary, {}),
+            "signatures": summary["signatures"],
+            "model_summary": {
+                "name": model.name,
+                "parameters": int(model.count_params()),
+                "input": f"text, cut to {translator.source_vocab.max_length} tokens ({translator.source_vocab.kind})",
+                "output": f"text of at most {translator.max_length - 1} tokens, beam width {translator.beam_width}",
+                "needs": f"tensorflow and {TEXT_OPS_MODULE} (its ops are in the graph)",
+            },
+            "limitations": [
+                "Figures hold for text like the evaluation data; nothing else was measured.",
+                f"Inputs longer than {translator.source_vocab.max_length} tokens are cut; characters or words "
+                "not in the training vocabulary are read as [UNK].",
+            ],
+        }
+        return evaluation, checks
+
+    return push_version(base_dir, name, write_and_verify, **push_options)
+
+
 def model_card(evaluation):
     """A human-readable MODEL_CARD.md from the evaluation record."""
     e = evaluation
@@ -365,12 +433,10 @@ def model_card(evaluation):
     lines += ["", "## Files, sizes and batch-1 latency on the exporting machine (CPU)"]
     lines += [f"- {k}: {v / 1e6:.2f} MB" for k, v in e["sizes_bytes"].items()]
     lines += [f"- {k}: {v:.2f} ms" for k, v in e["latency_ms_batch1"].items()]
-    lines += [
-        "",
-        "## Limitations",
-        "- Figures hold for data like the evaluation data; nothing else was measured. "
+    limitations = e.get("limitations") or [
+        "Figures hold for data like the evaluation data; nothing else was measured. "
         "Images of another size are resized in the graph, which the training data never saw.",
-        "- TFLite files take decoded tensors; decoding image bytes is left to the device.",
-        "",
+        "TFLite files take decoded tensors; decoding image bytes is left to the device.",
     ]
+    lines += ["", "## Limitations", *[f"- {line}" for line in limitations], ""]
     return "\n".join(lines)

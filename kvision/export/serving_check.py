@@ -4,7 +4,10 @@ Run as a separate process by ``kvision.export.verify``; it imports nothing
 but TensorFlow and NumPy (not kvision, not TF Serving's client library), so
 the check proves the artifact needs nothing else:
 
-    python serving_check.py SAVED_MODEL OUT_DIR REQUESTS...
+    python serving_check.py [--import MODULE]... SAVED_MODEL OUT_DIR REQUESTS...
+
+``--import`` names a module that registers ops the graph needs (for text
+models, ``tensorflow_text``), imported before loading.
 
 Each ``REQUESTS`` is a pair of files written by ``verify.write_tensor_requests``:
 ``<stem>.json`` (per request: signature and its inputs' names and dtypes) and
@@ -15,6 +18,7 @@ to ``OUT_DIR/outputs.npz`` (key ``<file>/<record>/<output>``) and a summary
 ``OUT_DIR/summary.json``.
 """
 
+import importlib
 import json
 import sys
 import time
@@ -68,7 +72,7 @@ def main(saved_model, out_dir, *request_stems):
             calls.append({"file": file_index, "record": record, "signature": signature, "batch": batch})
             for key, value in outputs.items():
                 if value.dtype == tf.string:
-                    calls[-1][key] = [v.decode() for v in value.numpy()]
+                    calls[-1][key] = np.char.decode(value.numpy().astype(bytes), "utf-8").tolist()
                 else:
                     arrays[f"{file_index}/{record}/{key}"] = value.numpy()
             if batch == 1 and signature not in latency:
@@ -85,4 +89,8 @@ def main(saved_model, out_dir, *request_stems):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    args = sys.argv[1:]
+    while args[:1] == ["--import"]:
+        importlib.import_module(args[1])
+        args = args[2:]
+    main(*args)

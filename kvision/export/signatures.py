@@ -16,6 +16,12 @@ table stored in the graph).
 A generator answers ``serving_default``: ``noise`` float32 ``[N, latent]``
 (and ``label`` int32 ``[N]`` when class-conditional) → ``images`` uint8
 ``[N, H, W, C]``.
+
+A seq2seq ``Translator`` answers ``serving_default``: ``inputs`` string
+``[N]`` → ``outputs`` string ``[N]`` and ``scores`` float32 ``[N]``, and
+``translate_beams``: the same input → every beam, ``[N, beam_width]``, best
+first. Tokenisation, the search loop and detokenisation are in the graph;
+the keras-nlp tokenizers put TensorFlow Text ops in it (``TEXT_OPS_MODULE``).
 """
 
 import keras
@@ -25,6 +31,9 @@ from kvision.errors import ExportError
 from kvision.models.gan import generator_classes, to_uint8
 
 EXAMPLE_FEATURE = "image/encoded"
+TRANSLATOR_OUTPUTS = ("outputs", "scores")
+# Loading a translator needs this module imported first: it registers the TensorFlow Text ops.
+TEXT_OPS_MODULE = "tensorflow_text"
 OUTPUTS = ("logits", "probabilities", "class_id", "class_name")
 
 
@@ -160,3 +169,12 @@ def generator_archive(generator):
     archive.track(generator)
     archive.add_endpoint("serving_default", *generator_endpoint(generator))
     return archive
+
+
+def save_translator(translator, path):
+    """Write ``translator`` (a ``kvision.models.decoding.Translator``) as a SavedModel with its two signatures."""
+    tf.saved_model.save(
+        translator,
+        str(path),
+        signatures={"serving_default": translator.translate, "translate_beams": translator.translate_beams},
+    )

@@ -31,6 +31,8 @@ QUANTIZED_MAX_ACCURACY_DROP = 0.01
 # Generators: uint8 images from the same floats may round one grey level apart.
 GENERATOR_MAX_PIXEL_DIFF = 1
 GENERATOR_QUANTIZED_MEAN_PIXEL_DIFF = 2.0
+# A translator's scores are sums of float32 log-probabilities over up to ~30 steps.
+TRANSLATOR_MAX_SCORE_DIFF = 1e-3
 
 
 @dataclass
@@ -56,8 +58,11 @@ class ServingCheckError(RuntimeError):
     """The SavedModel could not be loaded or called in a fresh TensorFlow process."""
 
 
-def serve_in_fresh_process(saved_model_dir, requests, model_name, *, timeout=900):
+def serve_in_fresh_process(saved_model_dir, requests, model_name, *, imports=(), timeout=900):
     """Call every signature of ``saved_model_dir`` in a new Python process with TensorFlow only.
+
+    ``imports`` are op-library modules the graph needs (``tensorflow_text``),
+    imported in that process before the load.
 
     The process replays the model's warmup file, then ``requests``
     (``[(signature, {input: array})]``). Returns ``(summary, outputs)``: the
@@ -68,7 +73,8 @@ def serve_in_fresh_process(saved_model_dir, requests, model_name, *, timeout=900
     with tempfile.TemporaryDirectory(prefix="kvision-serving-check-") as tmp:
         warmup = write_tensor_requests(Path(tmp) / "warmup", read_warmup(saved_model_dir))
         parity = write_tensor_requests(Path(tmp) / "parity", requests)
-        command = [sys.executable, str(SERVING_CHECK), str(saved_model_dir), tmp, str(warmup), str(parity)]
+        flags = [arg for module in imports for arg in ("--import", module)]
+        command = [sys.executable, str(SERVING_CHECK), *flags, str(saved_model_dir), tmp, str(warmup), str(parity)]
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp)
         if done.returncode != 0:
             lines = [line for line in done.stderr.strip().splitlines() if line.strip()]

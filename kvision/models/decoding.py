@@ -1,0 +1,216 @@
+"""Decoding trained seq2seq models: greedy search, beam search, and a strings-to-strings ``Translator``.
+
+Everything is TensorFlow ops in ``tf.while_loop``s, so the whole search runs
+inside ``tf.function`` and is saved in a SavedModel. Beam search is written
+here rather than taken from ``keras_hub.samplers.BeamSampler`` because a
+sequence-to-sequence search needs two things that sampler lacks: finished
+hypotheses must stop accumulating log-probability, and a length penalty.
+"""
+
+import tensorflow as tf
+
+from kvision.data.text import END_ID, PAD_ID, START_ID
+from kvision.errors import ModelError
+from kvision.models.seq2seq import seq2seq_parts
+
+_NEG = -1e9  # log-probability of an impossible choice (finite, so sums stay finite)
+
+
+def length_penalty(lengths, alpha):
+    """GNMT's ((5 + length) / 6) ** alpha (Wu et al. 2016); 1 when ``alpha`` is 0."""
+    return ((5.0 + tf.cast(lengths, tf.float32)) / 6.0) ** alpha
+
+
+def _next_log_probs(parts, buffer, index, encoded):
+    """Log-probabilities of the token after position ``index`` of ``buffer``, and the new states.
+
+    ``[PAD]`` and ``[START]`` are never generated.
+    """
+    encoder_outputs, mask, states = encoded
+    if parts.incremental:
+        logits, states, _ = parts.decode(buffer[:, index : index + 1], encoder_outputs, mask, states)
+        logits = logits[:, 0]
+    else:
+        logits, states, _ = parts.decode(buffer[:, : index + 1], encoder_outputs, mask, states)
+        logits = logits[:, -1]
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
+    never = (tf.range(tf.shape(log_probs)[1]) == PAD_ID) | (tf.range(tf.shape(log_probs)[1]) == START_ID)
+    return tf.where(never[None, :], _NEG, log_probs), states
+
+
+def _start_buffer(rows, max_length):
+    """``[START, PAD, PAD, …]`` rows of ``max_length + 1`` token ids."""
+    return tf.pad(tf.fill([rows, 1], START_ID), [[0, 0], [0, max_length]], constant_values=PAD_ID)
+
+
+def _write(buffer, index, tokens):
+    """``buffer`` with column ``index`` replaced by ``tokens``."""
+    return tf.where(tf.range(tf.shape(buffer)[1])[None, :] == index, tokens[:, None], buffer)
+
+
+def _check_max_length(parts, max_length):
+    if parts.max_target_length is not None and max_length > parts.max_target_length:
+        raise ModelError(
+            f"max_length must not exceed the model's target length {parts.max_target_length}. "
+            f"Received: max_length={max_length}"
+        )
+
+
+def greedy_decode(model, source, *, max_length):
+    """The most likely next token at every step.
+
+    Args:
+        model: a model from ``build_rnn_seq2seq`` / ``build_transformer_seq2seq``.
+        source: ``int32[B, S]`` token ids, 0-padded.
+        max_length: most tokens generated, ``[END]`` included.
+
+    Returns:
+        ``(tokens int32[B, max_length], log_probs float32[B])``: tokens after
+        ``[START]``, ``[END]`` then padding once a sequence has ended.
+    """
+    parts = seq2seq_parts(model)
+    _check_max_length(parts, max_length)
+    source = tf.convert_to_tensor(source, tf.int32)
+    batch = tf.shape(source)[0]
+    encoded = parts.encode(source)
+
+    def body(index, buffer, encoded, finished, score):
+        log_probs, states = _next_log_probs(parts, buffer, index, encoded)
+        tokens = tf.where(finished, PAD_ID, tf.argmax(log_probs, axis=-1, output_type=tf.int32))
+        score += tf.where(finished, 0.0, tf.gather(log_probs, tokens, batch_dims=1))
+        return (index + 1, _write(buffer, index + 1, tokens), (*encoded[:2], states), finished | (tokens == END_ID), score)
+
+    _, buffer, _, _, score = tf.while_loop(
+        lambda index, buffer, encoded, finished, score: (index < max_length) & ~tf.reduce_all(finished),
+        body,
+        (tf.constant(0), _start_buffer(batch, max_length), encoded, tf.zeros([batch], tf.bool), tf.zeros([batch])),
+    )
+    return buffer[:, 1:], score
+
+
+def beam_search(model, source, *, beam_width=5, max_length, alpha=0.0):
+    """The ``beam_width`` best hypotheses per source, best first.
+
+    Each step extends every live hypothesis by every token and keeps the
+    ``beam_width`` best by ``log P / length_penalty(length, alpha)``; a
+    hypothesis that produced ``[END]`` is kept unchanged (padded, at no cost)
+    and competes with the live ones until the search ends. With
+    ``beam_width=1`` and ``alpha=0`` this is greedy search.
+
+    Returns:
+        ``(tokens int32[B, beam_width, max_length], scores float32[B, beam_width])``,
+        scores being length-normalised log-probabilities, in descending order.
+    """
+    parts = seq2seq_parts(model)
+    _check_max_length(parts, max_length)
+    if not (isinstance(beam_width, int) and beam_width >= 1):
+        raise ModelError(f"beam_width must be a positive integer. Received: beam_width={beam_width!r}")
+    k = beam_width
+    source = tf.convert_to_tensor(source, tf.int32)
+    batch = tf.shape(source)[0]
+    encoded = tf.nest.map_structure(lambda x: tf.repeat(x, k, axis=0), parts.encode(source))
+    # Only the first beam of each source is live at the start; the others are copies.
+    log_p = tf.tile(tf.constant([0.0] + [_NEG] * (k - 1)), [batch])
+
+    def body(index, buffer, encoded, finished, lengths, log_p):
+        log_probs, states = _next_log_probs(parts, buffer, index, encoded)
+        vocab = tf.shape(log_probs)[1]
+        pad_only = tf.where(tf.range(vocab) == PAD_ID, 0.0, _NEG)[None, :]
+        log_probs = tf.where(finished[:, None], pad_only, log_probs)
+        candidates = log_p[:, None] + log_probs
+        new_lengths = lengths + tf.cast(~finished, tf.int32)
+        normalised = candidates / length_penalty(new_lengths, alpha)[:, None]
+        _, best = tf.math.top_k(tf.reshape(normalised, [batch, k * vocab]), k)
+        origin = tf.reshape(tf.range(batch)[:, None] * k + best // vocab, [-1])
+        tokens = tf.reshape(best % vocab, [-1])
+        log_p = tf.gather(tf.reshape(candidates, [-1]), origin * vocab + tokens)
+        gather = lambda x: tf.gather(x, origin)  # noqa: E731
+        return (
+            index + 1,
+            _write(gather(buffer), index + 1, tokens),
+            (*encoded[:2], tf.nest.map_structure(gather, states)),
+            gather(finished) | (tokens == END_ID),
+            gather(new_lengths),
+            log_p,
+        )
+
+    _, buffer, _, _, lengths, log_p = tf.while_loop(
+        lambda index, buffer, encoded, finished, lengths, log_p: (index < max_length) & ~tf.reduce_all(finished),
+        body,
+        (
+            tf.constant(0),
+            _start_buffer(batch * k, max_length),
+            encoded,
+            tf.zeros([batch * k], tf.bool),
+            tf.zeros([batch * k], tf.int32),
+            log_p,
+        ),
+    )
+    scores = tf.reshape(log_p / length_penalty(lengths, alpha), [batch, k])
+    scores, order = tf.math.top_k(scores, k)
+    tokens = tf.gather(tf.reshape(buffer[:, 1:], [batch, k, max_length]), order, batch_dims=1)
+    return tokens, scores
+
+
+def attention_weights(model, source, target_in):
+    """Attention weights ``[B, T, S]`` of an RNN model reading ``target_in`` (e.g. ``[START]`` + its own output)."""
+    parts = seq2seq_parts(model)
+    if not parts.incremental:
+        raise ModelError(f"Attention weights are returned by the RNN models only. Received: model={model.name!r}")
+    _, _, weights = parts.decode(tf.convert_to_tensor(target_in, tf.int32), *parts.encode(tf.convert_to_tensor(source, tf.int32)))
+    return weights
+
+
+def strip_special(tokens):
+    """Ragged ids: each row of ``tokens`` up to its first ``[END]``, without padding."""
+    before_end = tf.math.cumsum(tf.cast(tokens == END_ID, tf.int32), axis=-1) == 0
+    return tf.ragged.boolean_mask(tokens, before_end & (tokens != PAD_ID))
+
+
+class Translator(tf.Module):
+    """Strings in, strings out: tokenisation, search and detokenisation in one TensorFlow graph.
+
+    Sources are cut to ``source_vocab.max_length`` tokens (characters or word
+    pieces); an empty source reads as all padding; unseen characters or
+    words become ``[UNK]``. Outputs have at most ``target_vocab.max_length``
+    tokens, ``[END]`` included: a longer output is cut there.
+
+    Args:
+        model: a trained seq2seq model.
+        source_vocab, target_vocab: the vocabularies it was trained with.
+        beam_width: 1 is greedy search.
+        alpha: length-penalty exponent of the beam search.
+    """
+
+    def __init__(self, model, source_vocab, target_vocab, *, beam_width=5, alpha=0.0):
+        super().__init__(name="translator")
+        self.model = model
+        self.source_vocab = source_vocab
+        self.target_vocab = target_vocab
+        self.beam_width = beam_width
+        self.alpha = alpha
+        self.max_length = target_vocab.max_length
+        _check_max_length(seq2seq_parts(model), self.max_length)
+
+    def source_ids(self, texts):
+        """``int32[N, S]``: the cut source tokens, right-padded; ``S`` ≥ 1 even when every text is empty."""
+        ids = self.source_vocab.tokenize(texts)[:, : self.source_vocab.max_length].to_tensor(default_value=PAD_ID)
+        return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def translate_beams(self, texts):
+        """``{"outputs": string[N, K], "scores": float32[N, K]}``: every beam, best first."""
+        tokens, scores = beam_search(
+            self.model, self.source_ids(texts), beam_width=self.beam_width, max_length=self.max_length, alpha=self.alpha
+        )
+        flat = self.target_vocab.detokenize(strip_special(tf.reshape(tokens, [-1, self.max_length])))
+        return {"outputs": tf.reshape(flat, tf.shape(scores)), "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def translate(self, texts):
+        """``{"outputs": string[N], "scores": float32[N]}``: the best hypothesis of each source and its score."""
+        if self.beam_width == 1:
+            tokens, scores = greedy_decode(self.model, self.source_ids(texts), max_length=self.max_length)
+            return {"outputs": self.target_vocab.detokenize(strip_special(tokens)), "scores": scores}
+        beams = self.translate_beams(texts)
+        return {"outputs": beams["outputs"][:, 0], "scores": beams["scores"][:, 0]}
