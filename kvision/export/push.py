@@ -383,7 +383,7 @@ def export_translator(translator, base_dir, name, sources, *, max_word_error_rat
                 "name": model.name,
                 "parameters": int(model.count_params()),
                 "input": f"text, cut to {translator.source_vocab.max_length} tokens ({translator.source_vocab.kind})",
-                "output": f"text of at most {translator.max_length - 1} tokens, beam width {translator.beam_width}",
+                "output": f"text of at most {translator.max_length} tokens, beam width {translator.beam_width}",
                 "needs": f"tensorflow and {TEXT_OPS_MODULE} (its ops are in the graph)",
             },
             "limitations": [

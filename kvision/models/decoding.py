@@ -173,7 +173,7 @@ class Translator(tf.Module):
     Sources are cut to ``source_vocab.max_length`` tokens (characters or word
     pieces); an empty source reads as all padding; unseen characters or
     words become ``[UNK]``. Outputs have at most ``target_vocab.max_length``
-    tokens, ``[END]`` included: a longer output is cut there.
+    tokens: a hypothesis that has not produced ``[END]`` by then is cut.
 
     Args:
         model: a trained seq2seq model.
