@@ -162,11 +162,18 @@ def fit_classifier(
         *train, training=True, crop_padding=crop_padding, flip=flip, cutout=cutout, **pipeline
     )
     val_ds = make_pipeline(*validation, training=False, **pipeline) if validation else None
-    run_callbacks, best_path = make_callbacks(
-        run_dir,
+    return fit_run(
+        model, train_ds, val_ds, run_dir=run_dir, epochs=epochs,
         monitor="val_accuracy" if val_ds is not None else "accuracy",
-        early_stopping_patience=early_stopping_patience,
+        early_stopping_patience=early_stopping_patience, restore_best=restore_best,
+        strategy=strategy, callbacks=callbacks, verbose=verbose,
     )
+
+
+def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, early_stopping_patience=None,
+            restore_best=True, callbacks=(), verbose=None):
+    """``model.fit`` with the run directory's callbacks; with ``val_ds`` and ``restore_best``, the best weights after."""
+    run_callbacks, best_path = make_callbacks(run_dir, monitor=monitor, early_stopping_patience=early_stopping_patience)
     history = model.fit(
         train_ds,
         validation_data=val_ds,
@@ -176,4 +183,4 @@ def fit_classifier(
     )
     if restore_best and val_ds is not None and best_path.exists():
         model.load_weights(best_path)
-    return TrainResult(model, history.history, run_dir, strategy, best_path if best_path.exists() else None)
+    return TrainResult(model, history.history, Path(run_dir), strategy, best_path if best_path.exists() else None)

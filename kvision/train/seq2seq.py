@@ -6,14 +6,13 @@ over real (unpadded) target tokens, and ``token_accuracy`` is measured on
 those tokens only.
 """
 
-import sys
 from pathlib import Path
 
 import keras
 
 from kvision.data.text import text_pipeline
-from kvision.train.callbacks import completed_epochs, make_callbacks, run_paths
-from kvision.train.engine import TrainResult, make_optimizer
+from kvision.train.callbacks import completed_epochs, run_paths
+from kvision.train.engine import TrainResult, fit_run, make_optimizer
 from kvision.train.schedules import make_schedule
 from kvision.train.strategy import get_strategy
 
@@ -87,14 +86,7 @@ def fit_seq2seq(
         print(f"{run_dir}: training finished earlier ({epochs} epochs); loading its best checkpoint")
         model.load_weights(best_path)
         return TrainResult(model, {}, run_dir, strategy, best_path)
-    run_callbacks, best_path = make_callbacks(run_dir, monitor="val_token_accuracy")
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=epochs,
-        callbacks=[*run_callbacks, *callbacks],
-        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+    return fit_run(
+        model, train_ds, val_ds, run_dir=run_dir, epochs=epochs, monitor="val_token_accuracy",
+        strategy=strategy, callbacks=callbacks, verbose=verbose,
     )
-    if best_path.exists():
-        model.load_weights(best_path)
-    return TrainResult(model, history.history, run_dir, strategy, best_path if best_path.exists() else None)
