@@ -26,8 +26,8 @@ def write_corpus(path, count=600, seed=0):
 
 
 def test_translate_trains_evaluates_and_exports_a_servable_model(tmp_path):
-    corpus = write_corpus(tmp_path / "digits.txt")
-    command = [sys.executable, str(ROOT / "recipes" / "translate.py"), "--pairs", corpus, "--epochs", 2,
+    corpus = write_corpus(tmp_path / "digits.txt", count=400)
+    command = [sys.executable, str(ROOT / "recipes" / "translate.py"), "--pairs", corpus, "--epochs", 1,
                "--units", 32, "--layers", 1, "--batch-size", 32, "--lr", 0.01, "--beam-width", 3, "--vocabulary-size", 40,
                "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports", "--version", 7]
     result = subprocess.run(list(map(str, command)), cwd=tmp_path, capture_output=True, text=True, timeout=400)
