@@ -11,6 +11,8 @@ MODEL_PATH is a ``.keras`` file or a run directory (its
 requests, parity checks and accuracy, and a sample of the training split
 calibrates int8. A GAN generator (input ``noise``) is exported with
 ``export_generator``; its run's ``evaluation/quality.json`` gives the metrics.
+A seq2seq model is exported by re-running its recipe with the same run
+directory (it needs the vocabularies and test split the recipe builds).
 
     python -m kvision.export runs/fashion_mnist_dcgan_conditional --name fashion_mnist_dcgan_conditional --tflite float32
 """
@@ -188,6 +190,12 @@ def main(argv=None):
             model = keras.saving.load_model(model_path)
         except (ValueError, OSError) as err:
             raise ExportError(f"Could not load a Keras model from {model_path}: {err}") from None
+        if model.inputs[0].name == "source":
+            raise ExportError(
+                "A seq2seq model is exported by its recipe, which needs its vocabularies and test split: "
+                "run the recipe again with the same --run-dir (finished training is not repeated). "
+                f"Received: {model_path}"
+            )
         if model.inputs[0].name == "noise":  # a GAN run's generator; its quality.json gives the metrics
             quality_file = model_path.parent.parent / "evaluation" / "quality.json"
             result = export_for_generator(

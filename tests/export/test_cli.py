@@ -82,3 +82,10 @@ def test_exports_a_gan_run_with_its_quality_figures(tmp_path):
     assert evaluation["metrics"] == {"frechet_distance": 5.5, "class_accuracy": 0.9}
     assert list(evaluation["parity"]["tflite"]) == ["float32"], "a generator's default TFLite file"
     assert set(evaluation["signatures"]["serving_default"]["inputs"]) == {"noise", "label"}
+
+
+def test_a_seq2seq_model_is_sent_back_to_its_recipe(tmp_path):
+    build("attention_rnn", 8, 8, units=4, embedding_dim=2).save(tmp_path / "s2s.keras")
+    with pytest.raises(SystemExit, match="error: A seq2seq model is exported by its recipe.*same --run-dir"):
+        main([str(tmp_path / "s2s.keras"), "--name", "g2p", "--export-dir", str(tmp_path)])
+    assert not (tmp_path / "g2p").exists()
