@@ -180,6 +180,7 @@ def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, earl
         epochs=epochs,
         callbacks=[*run_callbacks, *callbacks],
         verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+        shuffle=False,  # the tf.data pipelines shuffle; Keras would only warn that it cannot
     )
     if restore_best and val_ds is not None and best_path.exists():
         model.load_weights(best_path)
