@@ -84,6 +84,8 @@ def fit_seq2seq(
     best_path = run_paths(run_dir)["best"]
     if completed_epochs(run_dir) >= epochs and best_path.exists():
         print(f"{run_dir}: training finished earlier ({epochs} epochs); loading its best checkpoint")
+        with strategy.scope():
+            model.optimizer.build(model.trainable_variables)  # so the checkpoint's optimizer state loads too
         model.load_weights(best_path)
         return TrainResult(model, {}, run_dir, strategy, best_path)
     return fit_run(
