@@ -28,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from kvision.errors import ExportError
+from kvision.models.decoding import Translator
 from kvision.models.gan import generator_classes, to_uint8
 
 EXAMPLE_FEATURE = "image/encoded"
@@ -172,9 +173,18 @@ def generator_archive(generator):
 
 
 def save_translator(translator, path):
-    """Write ``translator`` (a ``kvision.models.decoding.Translator``) as a SavedModel with its two signatures."""
+    """Write ``translator`` (a ``kvision.models.decoding.Translator``) as a SavedModel with its two signatures.
+
+    What is saved is a copy on an uncompiled clone of the model, so the
+    optimizer's state (two Adam slots per weight) stays out of the artifact.
+    """
+    model = keras.Model.from_config(translator.model.get_config())  # clone_model would compile the copy
+    model.set_weights(translator.model.get_weights())
+    serving = Translator(
+        model, translator.source_vocab, translator.target_vocab, beam_width=translator.beam_width, alpha=translator.alpha
+    )
     tf.saved_model.save(
-        translator,
+        serving,
         str(path),
-        signatures={"serving_default": translator.translate, "translate_beams": translator.translate_beams},
+        signatures={"serving_default": serving.translate, "translate_beams": serving.translate_beams},
     )
