@@ -156,7 +156,8 @@ class CharacterVocabulary(tf.Module):
     @classmethod
     def from_texts(cls, texts, *, lowercase=True, max_length=32):
         """The vocabulary of every character in ``texts``."""
-        chars = sorted({c for text in texts for c in (text.lower() if lowercase else text)})
+        # casefold: what the tokenizer's case_fold_utf8 does (NFKC case folding), not just lower().
+        chars = sorted({c for text in texts for c in (text.casefold() if lowercase else text)})
         return cls(chars, lowercase=lowercase, max_length=max_length)
 
     @property
