@@ -43,9 +43,10 @@ def add_export_arguments(parser, *, classifier=True, model_dependent=False, tfli
 
     ``classifier=False`` leaves out the classifier-only flags (int8, accuracy
     bar), for generators; ``tflite=False`` leaves out ``--tflite``, for
-    seq2seq models (exported as SavedModels only). ``--tflite`` defaults to ``float32,int8`` for
-    classifiers and ``float32`` for generators; with ``model_dependent`` (the
-    CLI, which learns the kind of model later) it is left None until then.
+    seq2seq models (exported as SavedModels only). ``--tflite`` defaults to
+    ``float32,int8`` for classifiers and ``float32`` for generators; with
+    ``model_dependent`` (the CLI, which learns the kind of model later) it is
+    left None until then.
     """
     group = parser.add_argument_group("export")
     group.add_argument("--export-dir", default="saved_models", help="serving base directory; versions go to <dir>/<name>/<version>")

@@ -1,8 +1,9 @@
 """Load a SavedModel as TF Serving would, with TensorFlow alone, and call its signatures.
 
 Run as a separate process by ``kvision.export.verify``; it imports nothing
-but TensorFlow and NumPy (not kvision, not TF Serving's client library), so
-the check proves the artifact needs nothing else:
+but TensorFlow, NumPy and the op libraries named with ``--import`` (not
+kvision, not TF Serving's client library), so the check proves the artifact
+needs nothing else:
 
     python serving_check.py [--import MODULE]... SAVED_MODEL OUT_DIR REQUESTS...
 
