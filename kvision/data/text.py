@@ -251,8 +251,7 @@ def vocabulary_from_config(config):
     kind = config.pop("kind", None)
     if kind not in VOCABULARIES:
         raise DataError(f"Expected a vocabulary kind in {sorted(VOCABULARIES)}. Received: kind={kind!r}")
-    first = config.pop("alphabet" if kind == "characters" else "vocabulary")
-    return VOCABULARIES[kind](first, **config)
+    return VOCABULARIES[kind](**config)  # get_config's keys are the constructor's arguments
 
 
 def save_vocabularies(path, source, target):

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from kvision.data.text import START_ID, group_references, text_pipeline
 from kvision.evaluate.plots import plot_attention, plot_training_curves, read_history
-from kvision.models.decoding import attention_weights, beam_search, strip_special
+from kvision.models.decoding import attention_weights, strip_special
 from kvision.models.seq2seq import seq2seq_parts
 
 
@@ -84,8 +84,7 @@ def attention_examples(translator, sources):
     """``(weights, source tokens, output tokens)`` of the best beam of each source, for ``plot_attention``."""
     model, source_vocab, target_vocab = translator.model, translator.source_vocab, translator.target_vocab
     ids = translator.source_ids(tf.constant(sources))
-    tokens, _ = beam_search(model, ids, beam_width=translator.beam_width, max_length=translator.max_length, alpha=translator.alpha)
-    best = tokens[:, 0]
+    best = translator.search(ids)[0][:, 0]
     outputs = strip_special(best)
     # The decoder reads [START] + its own output; the row for t is where it looked to produce token t.
     weights = attention_weights(model, ids, tf.concat([tf.fill([len(sources), 1], START_ID), best], axis=1)).numpy()

@@ -197,12 +197,14 @@ class Translator(tf.Module):
         ids = self.source_vocab.tokenize(texts)[:, : self.source_vocab.max_length].to_tensor(default_value=PAD_ID)
         return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
 
+    def search(self, source_ids):
+        """``beam_search`` of ``source_ids`` with this translator's settings: ``(tokens [N, K, L], scores [N, K])``."""
+        return beam_search(self.model, source_ids, beam_width=self.beam_width, max_length=self.max_length, alpha=self.alpha)
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def translate_beams(self, texts):
         """``{"outputs": string[N, K], "scores": float32[N, K]}``: every beam, best first."""
-        tokens, scores = beam_search(
-            self.model, self.source_ids(texts), beam_width=self.beam_width, max_length=self.max_length, alpha=self.alpha
-        )
+        tokens, scores = self.search(self.source_ids(texts))
         flat = self.target_vocab.detokenize(strip_special(tf.reshape(tokens, [-1, self.max_length])))
         return {"outputs": tf.reshape(flat, tf.shape(scores)), "scores": scores}
 
