@@ -4,7 +4,7 @@ from kvision.train.callbacks import make_callbacks, run_paths
 from kvision.train.engine import TrainResult, apply_weight_decay, fit_classifier, make_optimizer
 from kvision.train.schedules import make_schedule
 from kvision.train.seq2seq import compile_seq2seq, fit_seq2seq
-from kvision.train.strategy import get_strategy, is_chief, writable_dir
+from kvision.train.strategy import get_strategy, is_chief, worker_dir
 
 __all__ = [
     "TrainResult",
@@ -18,5 +18,5 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "run_paths",
-    "writable_dir",
+    "worker_dir",
 ]

@@ -7,12 +7,16 @@ training-curve plot), and early stopping when asked.
 """
 
 import csv
+import json
 import math
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import keras
 
-from kvision.train.strategy import writable_dir
+from kvision.errors import ModelError
 
 
 def run_paths(run_dir):
@@ -67,23 +71,68 @@ def completed_epochs(run_dir):
     return max(epochs) + 1 if epochs else 0
 
 
-def make_callbacks(run_dir, *, monitor="val_accuracy", early_stopping_patience=None):
+class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` whose backup directory all workers of a job share.
+
+    Every worker restores from ``backup_dir``; saves go to ``save_dir``: the
+    same directory on the chief, a scratch directory on other workers (they
+    run the same saving code, but their copy is not kept). A save is atomic:
+    the weights go to a new file, then ``training_metadata.json``, which names
+    that file and the epoch, is replaced by one rename, so a process killed
+    mid-save leaves the previous backup whole. ``save_dir`` is removed when
+    training ends.
+    """
+
+    def __init__(self, backup_dir, save_dir=None):
+        super().__init__(str(backup_dir))
+        self.save_dir = Path(save_dir or backup_dir)
+
+    def _load_model(self):
+        metadata = Path(self._training_metadata_path)
+        if metadata.exists():
+            weights = Path(self.backup_dir) / json.loads(metadata.read_text()).get("weights", "latest.weights.h5")
+            if not weights.exists():
+                raise ModelError(f"The backup in {self.backup_dir} is incomplete: {metadata.name} names {weights.name}, "
+                                 "which is missing. Delete the backup directory to start the run afresh")
+            self._weights_path = str(weights)
+        super()._load_model()
+
+    def _save_model(self):
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        name = f"epoch{self._current_epoch:05d}-batch{self._last_batch_seen:07d}.weights.h5"
+        self.model.save_weights(str(self.save_dir / name), overwrite=True)
+        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
+        fd, tmp = tempfile.mkstemp(dir=self.save_dir, prefix=".training_metadata.")
+        with os.fdopen(fd, "w") as f:
+            json.dump(metadata, f)
+        os.replace(tmp, self.save_dir / "training_metadata.json")
+        for old in self.save_dir.glob("*.weights.h5"):
+            if old.name != name:
+                old.unlink()
+
+    def on_train_end(self, logs=None):
+        shutil.rmtree(self.save_dir, ignore_errors=True)
+
+
+def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", early_stopping_patience=None):
     """Callbacks for ``model.fit`` and the path of the best checkpoint.
 
-    On a non-chief worker of a multi-worker job every file goes to a temporary
-    directory, so only the chief's logs and checkpoints are kept.
+    Files go to ``out_dir`` (default ``run_dir``): on a non-chief worker of a
+    multi-worker job, a scratch directory (``kvision.train.worker_dir``), so
+    only the chief's logs and checkpoints are kept. Every worker resumes from
+    the backup in ``run_dir``.
     """
-    out = run_paths(writable_dir(str(run_dir)))
-    out["backup"] = run_paths(run_dir)["backup"]  # BackupAndRestore handles non-chief workers itself.
+    out = run_paths(out_dir or run_dir)
+    backup = run_paths(run_dir)["backup"]
     out["best"].parent.mkdir(parents=True, exist_ok=True)
-    if not out["backup"].exists():
+    if not backup.exists():
         # A fresh run (nothing to resume): start the epoch log anew.
         out["history"].unlink(missing_ok=True)
     callbacks = [
         LearningRateLogger(),
         # Before the backup, so a resumed run at worst repeats a row, never drops one.
         keras.callbacks.CSVLogger(str(out["history"]), append=True),
-        keras.callbacks.BackupAndRestore(str(out["backup"]), double_checkpoint=True),
+        SharedBackupAndRestore(backup, out["backup"]),
         keras.callbacks.TensorBoard(str(out["logs"]), write_graph=True, update_freq="epoch"),
         keras.callbacks.ModelCheckpoint(
             str(out["best"]),

@@ -14,9 +14,9 @@ import keras
 
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
-from kvision.train.callbacks import make_callbacks
+from kvision.train.callbacks import make_callbacks, run_paths
 from kvision.train.schedules import make_schedule
-from kvision.train.strategy import get_strategy, global_batch_size
+from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -172,16 +172,24 @@ def fit_classifier(
 
 def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, early_stopping_patience=None,
             restore_best=True, callbacks=(), verbose=None):
-    """``model.fit`` with the run directory's callbacks; with ``val_ds`` and ``restore_best``, the best weights after."""
-    run_callbacks, best_path = make_callbacks(run_dir, monitor=monitor, early_stopping_patience=early_stopping_patience)
-    history = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=epochs,
-        callbacks=[*run_callbacks, *callbacks],
-        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
-        shuffle=False,  # the tf.data pipelines shuffle; Keras would only warn that it cannot
-    )
-    if restore_best and val_ds is not None and best_path.exists():
-        model.load_weights(best_path)
+    """``model.fit`` with the run directory's callbacks; with ``val_ds`` and ``restore_best``, the best weights after.
+
+    On a non-chief worker the files go to a scratch directory, removed once
+    this worker has restored its (identical) best weights from it.
+    """
+    with worker_dir(run_dir) as out_dir:
+        run_callbacks, best_path = make_callbacks(
+            run_dir, out_dir, monitor=monitor, early_stopping_patience=early_stopping_patience
+        )
+        history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epochs,
+            callbacks=[*run_callbacks, *callbacks],
+            verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+            shuffle=False,  # the tf.data pipelines shuffle; Keras would only warn that it cannot
+        )
+        if restore_best and val_ds is not None and best_path.exists():
+            model.load_weights(best_path)
+    best_path = run_paths(run_dir)["best"]
     return TrainResult(model, history.history, Path(run_dir), strategy, best_path if best_path.exists() else None)

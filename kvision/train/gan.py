@@ -19,7 +19,8 @@ import tensorflow as tf
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.models.gan import GAN, to_uint8
-from kvision.train.strategy import get_strategy, global_batch_size, writable_dir
+from kvision.train.callbacks import SharedBackupAndRestore
+from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
 
 GRID = 8
 
@@ -113,7 +114,7 @@ class TrainingHealth(keras.callbacks.Callback):
             )
 
     def on_epoch_end(self, epoch, logs=None):
-        if int(self.model.g_optimizer.iterations) < self.min_steps:
+        if int(self.model.g_optimizer.iterations.numpy()) < self.min_steps:
             return
         samples = self.model.generator.predict(self.model.sample_inputs(self.noise, self.labels), verbose=0)
         spread = mean_pairwise_distance(samples)
@@ -195,25 +196,26 @@ def fit_gan(
             loss=loss,
         )
     dataset = make_pipeline(*train, batch_size=global_batch, training=True, seed=seed, crop_padding=0, flip=flip)
-    out = gan_paths(writable_dir(str(run_dir)))
     backup = gan_paths(run_dir)["backup"]
     run_dir.mkdir(parents=True, exist_ok=True)
-    if not backup.exists():
-        out["history"].unlink(missing_ok=True)
     noise, labels = fixed_inputs(gan)
     real = train[0][np.random.default_rng(0).choice(len(train[0]), size=min(GRID * GRID, len(train[0])), replace=False)]
-    run_callbacks = [
-        TrainingHealth(noise, labels, real, min_steps=collapse_min_steps),
-        keras.callbacks.CSVLogger(str(out["history"]), append=True),
-        keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),
-        keras.callbacks.TensorBoard(str(out["logs"]), update_freq="epoch"),
-        SampleGrid(noise, labels, out["logs"], out["samples"]),
-        GeneratorCheckpoint(out["checkpoints"]),
-    ]
-    history = gan.fit(
-        dataset,
-        epochs=epochs,
-        callbacks=[*run_callbacks, *callbacks],
-        verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
-    )
+    with worker_dir(run_dir) as out_dir:
+        out = gan_paths(out_dir)
+        if not backup.exists():
+            out["history"].unlink(missing_ok=True)
+        run_callbacks = [
+            TrainingHealth(noise, labels, real, min_steps=collapse_min_steps),
+            keras.callbacks.CSVLogger(str(out["history"]), append=True),
+            SharedBackupAndRestore(backup, out["backup"]),
+            keras.callbacks.TensorBoard(str(out["logs"]), update_freq="epoch"),
+            SampleGrid(noise, labels, out["logs"], out["samples"]),
+            GeneratorCheckpoint(out["checkpoints"]),
+        ]
+        history = gan.fit(
+            dataset,
+            epochs=epochs,
+            callbacks=[*run_callbacks, *callbacks],
+            verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+        )
     return GANResult(gan, history.history, run_dir, strategy)

@@ -3,7 +3,7 @@ import json
 import pytest
 import tensorflow as tf
 
-from kvision.train import get_strategy, is_chief, writable_dir
+from kvision.train import get_strategy, is_chief, worker_dir
 
 CLUSTER = {"worker": ["127.0.0.1:20001", "127.0.0.1:20002"]}
 
@@ -24,7 +24,10 @@ def test_only_the_chief_keeps_files(monkeypatch, tmp_path, config, chief):
     else:
         monkeypatch.setenv("TF_CONFIG", json.dumps(config))
     assert is_chief() is chief
-    assert (writable_dir(str(tmp_path)) == str(tmp_path)) is chief
+    with worker_dir(tmp_path) as out:
+        (out / "file").write_text("x")
+    assert (out == tmp_path) is chief
+    assert out.exists() is chief, "a non-chief's scratch directory is removed"
 
 
 def test_default_and_mirrored_strategies(monkeypatch):
