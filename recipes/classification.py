@@ -24,7 +24,7 @@ from kvision.data import channel_stats, load_dataset, train_validation_split
 from kvision.evaluate import evaluate_classifier
 from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_dataset, finish
 from kvision.models import build, get_builder, list_models
-from kvision.train import fit_classifier, is_chief, run_paths
+from kvision.train import fit_classifier, get_strategy, is_chief, run_paths, worker_dir
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.schedules import SCHEDULES
 
@@ -99,6 +99,7 @@ def run(args):
     """Run the five steps for parsed ``args``; returns the summary dict it prints."""
     get_builder(args.model, "classifier")  # fail on an unknown name or export flag before loading any data
     check_export_arguments(args)
+    strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download, image_size=args.image_size)
     build(args.model, dataset.image_shape, dataset.num_classes)  # fail on a shape it cannot take, before any output
     train, validation = train_validation_split(*dataset.train, args.validation_size, seed=args.seed)
@@ -110,7 +111,8 @@ def run(args):
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_{args.model}")
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    if is_chief():
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
 
     start = time.time()
     result = fit_classifier(
@@ -134,14 +136,16 @@ def run(args):
         mixed_precision=args.mixed_precision,
         xla=args.xla,
         early_stopping_patience=args.early_stopping,
+        strategy=strategy,
     )
     train_seconds = time.time() - start
 
-    paths = run_paths(run_dir)
-    report = evaluate_classifier(
-        result.model, *dataset.test, dataset.class_names, run_dir / "evaluation",
-        history_csv=paths["history"], log_dir=paths["logs"],
-    )
+    with worker_dir(run_dir) as out_dir:  # every worker evaluates (collective predict); the chief's files are kept
+        paths = run_paths(out_dir)
+        report = evaluate_classifier(
+            result.model, *dataset.test, dataset.class_names, out_dir / "evaluation",
+            history_csv=paths["history"], log_dir=paths["logs"],
+        )
     export = None
     if is_chief():
         export = export_for_dataset(

@@ -36,7 +36,7 @@ from kvision.export.cli import add_export_arguments, check_export_arguments, exp
 from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import build
 from kvision.models.gan import LOSSES, to_uint8
-from kvision.train import is_chief
+from kvision.train import get_strategy, is_chief, worker_dir
 from kvision.train.gan import fit_gan, image_grid
 
 
@@ -99,6 +99,7 @@ def load_classifier(args, dataset):
 def run(args):
     check_export_arguments(args)
     check_generator_variants(parse_variants(args.tflite))  # before training, not after
+    strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
     num_classes = dataset.num_classes if args.conditional else None
 
@@ -117,14 +118,15 @@ def run(args):
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_{kind}")
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    if is_chief():
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     print(f"data: {dataset.name} from {dataset.origin}: {len(dataset.train[0])} train images {dataset.image_shape}")
 
     start = time.time()
     result = fit_gan(
         generator_fn, discriminator_fn, dataset.train, run_dir=run_dir, epochs=args.epochs,
         batch_size=args.batch_size, loss=args.loss, d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
-        d_steps=args.d_steps, ema_decay=args.ema_decay, flip=args.flip, seed=args.seed,
+        d_steps=args.d_steps, ema_decay=args.ema_decay, flip=args.flip, seed=args.seed, strategy=strategy,
     )
     train_seconds = time.time() - start
     generator = result.gan.ema_generator
@@ -133,16 +135,19 @@ def run(args):
         return to_uint8(generator.predict(result.gan.sample_inputs(noise, labels), batch_size=500, verbose=0)).numpy()
 
     quality = None
-    if classifier is not None:
-        quality = generator_quality(
-            sample, classifier, dataset.test[0], num_samples=args.fid_samples, num_classes=num_classes,
-            seed=args.seed, latent_dim=args.latent_dim,
-        )
-        (run_dir / "evaluation").mkdir(exist_ok=True)
-        (run_dir / "evaluation" / "quality.json").write_text(json.dumps(quality, indent=2))
-    labels = np.repeat(np.arange(10) % dataset.num_classes, 10).astype(np.int32) if args.conditional else None
-    grid = image_grid(sample(np.random.default_rng(args.seed).standard_normal((100, args.latent_dim)).astype(np.float32), labels), columns=10)
-    tf.io.write_file(str(run_dir / "samples" / "final.png"), tf.io.encode_png(grid))
+    with worker_dir(run_dir) as out_dir:  # every worker samples (collective predict); the chief's files are kept
+        if classifier is not None:
+            quality = generator_quality(
+                sample, classifier, dataset.test[0], num_samples=args.fid_samples, num_classes=num_classes,
+                seed=args.seed, latent_dim=args.latent_dim,
+            )
+            (out_dir / "evaluation").mkdir(exist_ok=True)
+            (out_dir / "evaluation" / "quality.json").write_text(json.dumps(quality, indent=2))
+        labels = np.repeat(np.arange(10) % dataset.num_classes, 10).astype(np.int32) if args.conditional else None
+        noise = np.random.default_rng(args.seed).standard_normal((100, args.latent_dim)).astype(np.float32)
+        grid = image_grid(sample(noise, labels), columns=10)
+        (out_dir / "samples").mkdir(exist_ok=True)
+        tf.io.write_file(str(out_dir / "samples" / "final.png"), tf.io.encode_png(grid))
 
     export = None
     if is_chief():

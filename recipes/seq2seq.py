@@ -22,7 +22,7 @@ from kvision.evaluate.seq2seq import evaluate_seq2seq
 from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_translator, finish
 from kvision.models import build, get_builder, list_models
 from kvision.models.decoding import Translator
-from kvision.train import fit_seq2seq, is_chief, run_paths
+from kvision.train import fit_seq2seq, get_strategy, is_chief, run_paths, worker_dir
 
 PARITY_SOURCES = 64  # test sources the exported SavedModel must decode exactly as Keras did
 
@@ -110,10 +110,12 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset):
     """
     get_builder(args.model, "seq2seq")  # fail on an unknown name or export flag before any work
     check_export_arguments(args)
+    strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    if is_chief():
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     source_vocab, target_vocab = vocabularies(run_dir, make_vocabularies)
     print(
         f"data: {len(splits['train'])} train, {len(splits['validation'])} validation, {len(splits['test'])} test pairs; "
@@ -131,6 +133,7 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset):
         batch_size=args.batch_size,
         learning_rate=args.lr,
         seed=args.seed,
+        strategy=strategy,
     )
     train_seconds = time.time() - start
 
@@ -138,10 +141,11 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset):
         result.model, source_vocab, target_vocab, beam_width=args.beam_width, alpha=args.length_penalty
     )
     start = time.time()
-    paths = run_paths(run_dir)
-    report = evaluate_seq2seq(
-        translator, splits["test"], run_dir / "evaluation", history_csv=paths["history"], log_dir=paths["logs"]
-    )
+    with worker_dir(run_dir) as out_dir:  # every worker evaluates (collective evaluate); the chief's files are kept
+        paths = run_paths(out_dir)
+        report = evaluate_seq2seq(
+            translator, splits["test"], out_dir / "evaluation", history_csv=paths["history"], log_dir=paths["logs"]
+        )
     evaluate_seconds = time.time() - start
     export = None
     if is_chief():

@@ -333,4 +333,7 @@ def text_pipeline(pairs, source_vocab, target_vocab, *, batch_size, training, se
     )
     # The exact count, so Keras shows progress and knows the epoch's end.
     ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
-    return ds.prefetch(tf.data.AUTOTUNE), num_batches
+    options = tf.data.Options()
+    # In-memory data: under a multi-worker strategy each worker takes its share of every batch.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE), num_batches
