@@ -6,17 +6,33 @@ import numpy as np
 
 from kvision.data.text import CharacterVocabulary, WordPieceVocabulary
 from kvision.models import build_rnn_seq2seq
-from kvision.train import fit_seq2seq
+from kvision.train import fit_seq2seq, get_strategy
 
 PAIRS = [(w, " ".join(w.upper())) for w in ("ab", "ba", "abc", "cab", "bca", "cc", "a", "acb")] * 8
 
 
-def fit(run_dir, epochs):
+def fit(run_dir, epochs, strategy=None):
     source, target = CharacterVocabulary("abc", max_length=5), WordPieceVocabulary.from_symbols(["A B C"], max_length=5)
     return fit_seq2seq(
         lambda: build_rnn_seq2seq(source.size, target.size, units=8, embedding_dim=4, num_layers=1),
         PAIRS, PAIRS[:16], source, target, run_dir=run_dir, epochs=epochs, batch_size=16, seed=0, verbose=0,
+        strategy=strategy,
     )
+
+
+def test_two_replicas_follow_one_device(tmp_path):
+    """Same initial weights and global batch of 16 on 1 and 2 logical CPUs.
+
+    Not bit-equal: the loss is a mean over each replica's real (unpadded)
+    target tokens, and the two halves of a batch hold different numbers of
+    them, so the replicas' gradients are weighted slightly differently.
+    """
+    one = fit(tmp_path / "one", epochs=3, strategy=get_strategy(["/cpu:0"]))
+    two = fit(tmp_path / "two", epochs=3, strategy=get_strategy(["/cpu:0", "/cpu:1"]))
+    assert two.strategy.num_replicas_in_sync == 2
+    np.testing.assert_allclose(two.history["loss"], one.history["loss"], rtol=1e-3)
+    np.testing.assert_allclose(two.history["val_loss"], one.history["val_loss"], rtol=1e-3)
+    assert one.history["loss"][-1] < one.history["loss"][0]
 
 
 def test_a_finished_run_is_loaded_not_retrained(tmp_path, capsys):
