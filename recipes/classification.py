@@ -25,6 +25,7 @@ from kvision.evaluate import evaluate_classifier
 from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_dataset, finish
 from kvision.models import build, get_builder, list_models
 from kvision.train import fit_classifier, get_strategy, is_chief, run_paths, worker_dir
+from kvision.train.cli import add_speed_arguments
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.schedules import SCHEDULES
 
@@ -65,9 +66,7 @@ def build_parser(description, defaults):
     augment.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
     augment.add_argument("--cutout", type=int, help="side of a random erased square, pixels (0: off)")
 
-    speed = parser.add_argument_group("speed")
-    speed.add_argument("--mixed-precision", action="store_true", help="mixed_float16 with loss scaling")
-    speed.add_argument("--xla", action="store_true", help="compile the train step with XLA")
+    add_speed_arguments(parser)
 
     run = parser.add_argument_group("run and export")
     run.add_argument("--seed", type=int, help="seeds weights, shuffling and augmentation")

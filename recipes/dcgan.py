@@ -37,6 +37,7 @@ from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import build
 from kvision.models.gan import LOSSES, to_uint8
 from kvision.train import get_strategy, is_chief, worker_dir
+from kvision.train.cli import add_speed_arguments
 from kvision.train.gan import fit_gan, image_grid
 
 
@@ -64,6 +65,7 @@ def build_parser():
     train.add_argument("--d-steps", type=int, default=1, help="discriminator steps per generator step (default: %(default)s)")
     train.add_argument("--ema-decay", type=float, default=0.999, help="generator weight average decay per step (default: %(default)s)")
     train.add_argument("--flip", action="store_true", help="random horizontal flips of the real images")
+    add_speed_arguments(parser)
 
     quality = parser.add_argument_group("evaluation")
     quality.add_argument("--classifier", help="a .keras classifier of the same dataset for the Fréchet distance "
@@ -126,7 +128,8 @@ def run(args):
     result = fit_gan(
         generator_fn, discriminator_fn, dataset.train, run_dir=run_dir, epochs=args.epochs,
         batch_size=args.batch_size, loss=args.loss, d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
-        d_steps=args.d_steps, ema_decay=args.ema_decay, flip=args.flip, seed=args.seed, strategy=strategy,
+        d_steps=args.d_steps, ema_decay=args.ema_decay, flip=args.flip, seed=args.seed,
+        mixed_precision=args.mixed_precision, xla=args.xla, strategy=strategy,
     )
     train_seconds = time.time() - start
     generator = result.gan.ema_generator

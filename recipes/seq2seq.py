@@ -23,6 +23,7 @@ from kvision.export.cli import add_export_arguments, check_export_arguments, exp
 from kvision.models import build, get_builder, list_models
 from kvision.models.decoding import Translator
 from kvision.train import fit_seq2seq, get_strategy, is_chief, run_paths, worker_dir
+from kvision.train.cli import add_speed_arguments
 
 PARITY_SOURCES = 64  # test sources the exported SavedModel must decode exactly as Keras did
 
@@ -46,6 +47,7 @@ def build_parser(description, defaults):
     optim.add_argument("--epochs", type=int)
     optim.add_argument("--batch-size", type=int, help="global batch size")
     optim.add_argument("--lr", type=float, help="peak learning rate of Adam (warm-up, then cosine decay)")
+    add_speed_arguments(parser)
 
     decode = parser.add_argument_group("decoding")
     decode.add_argument("--beam-width", type=int, help="1: greedy")
@@ -133,6 +135,8 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset):
         batch_size=args.batch_size,
         learning_rate=args.lr,
         seed=args.seed,
+        mixed_precision=args.mixed_precision,
+        xla=args.xla,
         strategy=strategy,
     )
     train_seconds = time.time() - start

@@ -173,6 +173,10 @@ class GAN(keras.Model):
         super().compile(**kwargs)
         self.d_optimizer = keras.optimizers.get(d_optimizer)
         self.g_optimizer = keras.optimizers.get(g_optimizer)
+        if self.generator.dtype_policy.name == "mixed_float16":
+            # Dynamic loss scaling, as Model.compile adds it for models trained with fit's own step.
+            self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
+            self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
         # Slot variables are created here, in the strategy scope, not lazily inside the
         # distributed train step (where MirroredStrategy cannot initialise them).
         self.d_optimizer.build(self.discriminator.trainable_variables)
@@ -237,7 +241,7 @@ class GAN(keras.Model):
             with tf.GradientTape() as tape:
                 real_logits, fake_logits = self._scores(real, labels, noise, training=True)
                 d_loss, _ = _losses(self.loss_kind, real_logits, fake_logits)
-                scaled = tf.nn.compute_average_loss(d_loss)
+                scaled = self.d_optimizer.scale_loss(tf.nn.compute_average_loss(d_loss))
             weights = self.discriminator.trainable_weights
             self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
         noise = self._noise(batch_size, stream=self.d_steps)
@@ -245,7 +249,7 @@ class GAN(keras.Model):
             fake = self.generator(self.sample_inputs(noise, labels), training=True)
             fake_logits = self._discriminate(fake, labels, training=True)
             _, g_loss = _losses(self.loss_kind, real_logits, fake_logits)
-            scaled = tf.nn.compute_average_loss(g_loss)
+            scaled = self.g_optimizer.scale_loss(tf.nn.compute_average_loss(g_loss))
         weights = self.generator.trainable_weights
         self.g_optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
         self._update_ema()

@@ -145,7 +145,7 @@ def build_rnn_seq2seq(
         "decoder_dropout": layers.Dropout(dropout, name="decoder_dropout"),
         "attention_key": layers.Dense(units, use_bias=False, name="attention_key"),
         "attention_combine": layers.Dense(units, activation="tanh", use_bias=False, name="attention_combine"),
-        "logits": layers.Dense(target_vocab_size, name="logits"),
+        "logits": layers.Dense(target_vocab_size, dtype="float32", name="logits"),  # float32 under mixed precision
     }
     if attention == "luong":
         named["attention"] = layers.Attention(name="attention")
@@ -222,7 +222,7 @@ def build_transformer_seq2seq(
         "target_embedding": keras_hub.layers.TokenAndPositionEmbedding(
             target_vocab_size, max_target_length, dim, name="target_embedding"
         ),
-        "logits": layers.Dense(target_vocab_size, name="logits"),
+        "logits": layers.Dense(target_vocab_size, dtype="float32", name="logits"),  # float32 under mixed precision
     }
     for i in range(num_layers):
         named[f"encoder_{i}"] = keras_hub.layers.TransformerEncoder(

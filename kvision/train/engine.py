@@ -60,14 +60,14 @@ def apply_weight_decay(model, weight_decay):
             kernel.regularizer = regularizer
 
 
-def _build_with_policy(model_fn, policy):
-    """``model_fn()`` built under the dtype ``policy``; the global policy is restored after.
+def build_with_policy(model_fn, mixed_precision):
+    """``model_fn()`` built under ``mixed_float16`` (or float32); the global policy is restored after.
 
     Layers keep the policy they were built with, so the model trains in mixed
     precision without leaking the setting into whatever the process builds next.
     """
     previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(policy)
+    keras.mixed_precision.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
     try:
         return model_fn()
     finally:
@@ -135,7 +135,7 @@ def fit_classifier(
         keras.utils.set_random_seed(seed)
 
     with strategy.scope():
-        model = _build_with_policy(model_fn, "mixed_float16" if mixed_precision else "float32")
+        model = build_with_policy(model_fn, mixed_precision)
         num_classes = model.output_shape[-1]
         apply_weight_decay(model, 0.0 if optimizer == "adamw" else weight_decay)
         lr = make_schedule(

@@ -20,6 +20,7 @@ from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.models.gan import GAN, to_uint8
 from kvision.train.callbacks import SharedBackupAndRestore
+from kvision.train.engine import build_with_policy
 from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
 
 GRID = 8
@@ -170,6 +171,8 @@ def fit_gan(
     flip=False,
     seed=0,
     collapse_min_steps=1000,
+    mixed_precision=False,
+    xla=False,
     strategy=None,
     callbacks=(),
     verbose=None,
@@ -182,6 +185,8 @@ def fit_gan(
     epoch when called again with the same ``run_dir``. Training stops with
     ``ModelError`` on NaN/inf losses, or on mode collapse after
     ``collapse_min_steps`` generator steps (see ``TrainingHealth``).
+    ``mixed_precision`` builds both networks under ``mixed_float16`` with
+    dynamic loss scaling; ``xla`` compiles the train step with XLA.
     """
     run_dir = Path(run_dir)
     strategy = strategy or get_strategy()
@@ -189,11 +194,15 @@ def fit_gan(
     if seed is not None:
         keras.utils.set_random_seed(seed)
     with strategy.scope():
-        gan = GAN(generator_fn(), discriminator_fn(), ema_decay=ema_decay, d_steps=d_steps, seed=seed or 0)
+        gan = GAN(
+            build_with_policy(generator_fn, mixed_precision), build_with_policy(discriminator_fn, mixed_precision),
+            ema_decay=ema_decay, d_steps=d_steps, seed=seed or 0,
+        )
         gan.compile(
             d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1),
             g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1),
             loss=loss,
+            jit_compile=xla,
         )
     dataset = make_pipeline(*train, batch_size=global_batch, training=True, seed=seed, crop_padding=0, flip=flip)
     backup = gan_paths(run_dir)["backup"]

@@ -12,7 +12,7 @@ import keras
 
 from kvision.data.text import text_pipeline
 from kvision.train.callbacks import completed_epochs, run_paths
-from kvision.train.engine import TrainResult, fit_run, make_optimizer
+from kvision.train.engine import TrainResult, build_with_policy, fit_run, make_optimizer
 from kvision.train.schedules import make_schedule
 from kvision.train.strategy import get_strategy
 
@@ -44,6 +44,8 @@ def fit_seq2seq(
     warmup_epochs=1,
     clipnorm=1.0,
     seed=None,
+    mixed_precision=False,
+    xla=False,
     strategy=None,
     callbacks=(),
     verbose=None,
@@ -65,6 +67,9 @@ def fit_seq2seq(
         source_vocab, target_vocab: ``kvision.data.text`` vocabularies.
         batch_size: global batch size.
         warmup_epochs: linear learning-rate warm-up (at most half of training).
+        mixed_precision: build under ``mixed_float16`` (float32 logits; Keras
+            wraps the optimizer in dynamic loss scaling).
+        xla: compile the train step with XLA (``jit_compile``).
     """
     run_dir = Path(run_dir)
     strategy = strategy or get_strategy()
@@ -75,12 +80,12 @@ def fit_seq2seq(
     )
     val_ds, _ = text_pipeline(validation_pairs, source_vocab, target_vocab, batch_size=batch_size, training=False)
     with strategy.scope():
-        model = model_fn()
+        model = build_with_policy(model_fn, mixed_precision)
         schedule = make_schedule(
             "cosine", learning_rate, steps_per_epoch=steps_per_epoch, epochs=epochs,
             warmup_epochs=min(warmup_epochs, epochs / 2),
         )
-        compile_seq2seq(model, make_optimizer("adam", schedule, clipnorm=clipnorm))
+        compile_seq2seq(model, make_optimizer("adam", schedule, clipnorm=clipnorm), jit_compile=xla)
     best_path = run_paths(run_dir)["best"]
     if completed_epochs(run_dir) >= epochs and best_path.exists():
         print(f"{run_dir}: training finished earlier ({epochs} epochs); loading its best checkpoint")

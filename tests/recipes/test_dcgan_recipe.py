@@ -81,6 +81,6 @@ def test_user_mistakes_get_one_line_and_no_output(setup, tmp_path, args, message
 
 def test_help_documents_every_flag(tmp_path, monkeypatch):
     shown = run_in_process("dcgan.py", "--help", cwd=tmp_path, monkeypatch=monkeypatch).stdout
-    for flag in ("--conditional", "--dataset", "--loss", "--d-steps", "--ema-decay", "--spectral-norm", "--classifier",
+    for flag in ("--mixed-precision", "--xla", "--conditional", "--dataset", "--loss", "--d-steps", "--ema-decay", "--spectral-norm", "--classifier",
                  "--fid-samples", "--tflite", "--version", "--push-unblessed"):
         assert flag in shown

@@ -72,7 +72,7 @@ def test_user_mistakes_get_one_line_and_no_output(tmp_path, script, args, messag
 @pytest.mark.parametrize("script", ["g2p_cmudict.py", "translate.py"])
 def test_help_documents_every_flag(script, tmp_path, monkeypatch):
     shown = run_in_process(script, "--help", cwd=tmp_path, monkeypatch=monkeypatch).stdout
-    for flag in ("--model", "--units", "--layers", "--epochs", "--beam-width", "--length-penalty", "--max-source-length",
+    for flag in ("--mixed-precision", "--xla", "--model", "--units", "--layers", "--epochs", "--beam-width", "--length-penalty", "--max-source-length",
                  "--run-dir", "--export-dir", "--version", "--bless-max-wer", "--push-unblessed"):
         assert flag in shown
     assert ("--stress" if script == "g2p_cmudict.py" else "--pairs") in shown
