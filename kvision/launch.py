@@ -78,15 +78,14 @@ def run_job(command, workers, *, env=None, out=sys.stdout):
         relay = threading.Thread(target=_relay, args=(p.stdout, f"[worker {index}] ", out), daemon=True)
         relay.start()
         relays.append(relay)
-    status = 0
     try:
-        while any(p.poll() is None for p in processes):
-            failed = [p.returncode for p in processes if p.returncode not in (None, 0)]
-            if failed:
-                status = failed[0]
+        while True:
+            codes = [p.poll() for p in processes]  # every worker, so any one's failure is seen
+            failed = [code for code in codes if code not in (None, 0)]
+            if failed or None not in codes:
+                status = failed[0] if failed else 0
                 break
             time.sleep(0.2)
-        status = status or next((p.returncode for p in processes if p.returncode), 0)
     finally:
         _stop(processes)
         for relay in relays:

@@ -72,7 +72,7 @@ def test_a_worker_killed_mid_epoch_resumes_at_the_next_epoch(tmp_path):
         sys.executable, "-m", "kvision.launch", "--workers", "2", "--max-restarts", "1", "--",
         str(ROOT / "recipes" / "fashion_mnist.py"), "--data-dir", str(data), "--epochs", "4", "--batch-size", "16",
         "--validation-size", "32", "--lr", "0.05", "--run-dir", str(tmp_path / "run"),
-        "--export-dir", str(tmp_path / "exports"), "--version", "1", "--tflite", "float32",
+        "--export-dir", str(tmp_path / "exports"), "--version", "1", "--tflite", "",
     ]
     job = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines, pids, killed = [], {}, False
