@@ -38,6 +38,6 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest>=7", "pillow", "sacrebleu"],
+        "test": ["pytest>=7", "pytest-xdist>=3", "pillow", "sacrebleu"],
     },
 )
