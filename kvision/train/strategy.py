@@ -119,12 +119,10 @@ def _fix_keras_multi_worker_fit():
       (``axis=None``), as the single-worker path averages them.
 
     Both replacements act only in multi-worker mode; everything else goes to
-    Keras unchanged. ``tests/test_launch.py`` trains two real workers through
+    Keras unchanged. Called once, by ``_multi_worker_strategy``. ``tests/test_launch.py`` trains two real workers through
     ``fit``, so a Keras upgrade that changes these internals is caught there.
     """
     trainer = keras_tf_trainer.TensorFlowTrainer
-    if getattr(trainer, "_kvision_multi_worker_fix", False):
-        return
     symbolic_build = trainer._maybe_symbolic_build
     reduce_per_replica = keras_tf_trainer.reduce_per_replica
 
@@ -146,4 +144,3 @@ def _fix_keras_multi_worker_fit():
 
     trainer._maybe_symbolic_build = maybe_symbolic_build
     keras_tf_trainer.reduce_per_replica = reduce_logs
-    trainer._kvision_multi_worker_fix = True
