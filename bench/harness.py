@@ -1,0 +1,126 @@
+"""What every benchmark shares: each measurement in fresh processes, set-ups interleaved, medians, one table, JSON.
+
+A benchmark names its set-ups and how to start each (a command that writes the
+list of its timed step durations, in seconds, to the JSON file it is given);
+``interleave`` runs every set-up once per round, so load on the machine hits
+them alike. This module imports no TensorFlow: the orchestrating process stays
+light while the measured ones run.
+"""
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def run_measurement(command, out):
+    """Run ``command`` (which writes its step times to ``out``) from the repository root; the step times."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return json.loads(Path(out).read_text())
+
+
+def interleave(setups, rounds):
+    """``{name: step times}`` over ``rounds`` rounds; ``setups`` maps a name to ``command(out_path)``."""
+    times = {name: [] for name in setups}
+    for _ in range(rounds):
+        for name, command in setups.items():
+            with tempfile.TemporaryDirectory() as tmp:
+                out = Path(tmp) / "steps.json"
+                times[name] += run_measurement(command(out), out)
+    return times
+
+
+def step_stats(times):
+    """Median and 90th percentile of ``times`` (seconds), in milliseconds."""
+    return {"median_step_ms": round(1000 * statistics.median(times), 1),
+            "p90_step_ms": round(1000 * statistics.quantiles(times, n=10)[-1], 1), "steps_timed": len(times)}
+
+
+def print_table(columns, rows):
+    """``rows`` (dicts) as a fixed-width table of ``columns`` ``(key, heading)``."""
+    widths = [max(len(heading), *(len(str(row[key])) for row in rows)) + 2 for key, heading in columns]
+    print("".join(heading.rjust(w) if i else heading.ljust(w) for i, ((_, heading), w) in enumerate(zip(columns, widths))))
+    for row in rows:
+        print("".join(str(row[key]).rjust(w) if i else str(row[key]).ljust(w) for i, ((key, _), w) in enumerate(zip(columns, widths))))
+
+
+def write_results(module, name, argv, started, payload):
+    """``bench/results/<name>.json``: the command (``python -m bench.<module> ARGV``), date, wall time, machine, ``payload``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({
+        "command": " ".join([f"python -m bench.{module}", *argv]),
+        "date": time.strftime("%Y-%m-%d"),
+        "wall_seconds": round(time.time() - started),
+        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                    "python": platform.python_version()},
+        **payload,
+    }, indent=2))
+    print(f"wrote {path}")
+    return path
+
+
+def keras_step_timer(skip_epochs=1):
+    """A Keras callback whose ``times`` are the intervals between consecutive train steps after ``skip_epochs`` epochs.
+
+    The first epoch traces and compiles the step, so it is not timed.
+    """
+    import keras  # here, not at the top: only measured processes load TensorFlow
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times, self.epoch, self.last = [], 0, None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch, self.last = epoch, None
+
+        def on_train_batch_end(self, batch, logs=None):
+            now = time.perf_counter()
+            if self.epoch >= skip_epochs and self.last is not None:
+                self.times.append(now - self.last)
+            self.last = now
+
+    return StepTimer()
+
+
+def synthetic_images(count, shape=(32, 32, 3), num_classes=10, seed=0):
+    """``count`` random uint8 images and int labels: speed does not depend on content."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (count, *shape), dtype=np.uint8), rng.integers(0, num_classes, count)
+
+
+def classifier_step_times(model, *, batch_size, steps, **options):
+    """Step times of ``fit_classifier`` training registered ``model`` on synthetic 32×32×3 data, 2 epochs, the 2nd timed.
+
+    ``batch_size`` is per replica, as in ``fit_classifier``; ``options`` go to it
+    (``strategy``, ``xla``, optimiser settings …).
+    """
+    from kvision.models import build
+    from kvision.train import fit_classifier
+
+    replicas = options["strategy"].num_replicas_in_sync if options.get("strategy") else 1
+    timer = keras_step_timer()
+    with tempfile.TemporaryDirectory() as run_dir:
+        fit_classifier(lambda: build(model, (32, 32, 3), 10), synthetic_images(batch_size * replicas * steps),
+                       run_dir=run_dir, epochs=2, batch_size=batch_size, seed=0, callbacks=[timer], verbose=0,
+                       **options)
+    return timer.times
+
+
+def script_command(script, *flags):
+    """``python bench/<script> FLAGS`` as an argv list."""
+    return [sys.executable, str(ROOT / "bench" / script), *map(str, flags)]
