@@ -7,6 +7,7 @@ them alike. This module imports no TensorFlow: the orchestrating process stays
 light while the measured ones run.
 """
 
+import argparse
 import json
 import os
 import platform
@@ -28,6 +29,15 @@ def run_measurement(command, out):
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return json.loads(Path(out).read_text())
+
+
+def make_parser(module, description):
+    """The argument parser of ``python -m bench.<module>``, with the ``--steps`` every benchmark takes."""
+    parser = argparse.ArgumentParser(prog=f"python -m bench.{module}", description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=20,
+                        help="training steps per epoch; epoch 2 is timed (default: %(default)s)")
+    return parser
 
 
 def interleave(setups, rounds):

@@ -14,13 +14,19 @@ shares them with the step, so the headroom is an upper bound of what it has
 left then.
 """
 
-import argparse
 import statistics
 import sys
 import tempfile
 import time
 
-from bench.harness import classifier_step_times, keras_step_timer, print_table, synthetic_images, write_results
+from bench.harness import (
+    classifier_step_times,
+    keras_step_timer,
+    make_parser,
+    print_table,
+    synthetic_images,
+    write_results,
+)
 
 
 def pipeline_rate(dataset, batches):
@@ -65,12 +71,10 @@ def text_rates(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m bench.pipeline_headroom", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser("pipeline_headroom", __doc__)
     parser.add_argument("--image-batch", type=int, default=128, help="(default: %(default)s)")
     parser.add_argument("--text-batch", type=int, default=256, help="(default: %(default)s)")
     parser.add_argument("--batches", type=int, default=200, help="pipeline batches timed (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=20, help="training steps per epoch; epoch 2 is timed (default: %(default)s)")
     args = parser.parse_args(argv)
     started = time.time()
     rows = []

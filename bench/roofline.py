@@ -11,12 +11,11 @@ costs 2·H_out·W_out·k_h·k_w·C_in·C_out per example forward, a dense layer
 pass (forward, gradients with respect to activations and to weights).
 """
 
-import argparse
 import statistics
 import sys
 import time
 
-from bench.harness import classifier_step_times, print_table, write_results
+from bench.harness import classifier_step_times, make_parser, print_table, write_results
 
 MODELS = ("cnn", "resnet20", "resnet56")
 
@@ -55,10 +54,8 @@ def forward_flops(model):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m bench.roofline", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser("roofline", __doc__)
     parser.add_argument("--batch", type=int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=20, help="steps per epoch; epoch 2 is timed (default: %(default)s)")
     args = parser.parse_args(argv)
     from kvision.models import build
 

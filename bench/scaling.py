@@ -25,7 +25,15 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import classifier_step_times, interleave, print_table, script_command, step_stats, write_results
+from bench.harness import (
+    classifier_step_times,
+    interleave,
+    make_parser,
+    print_table,
+    script_command,
+    step_stats,
+    write_results,
+)
 
 SETUPS = ("1 device", "2 logical devices", "2 workers")
 
@@ -62,11 +70,9 @@ def worker(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser("scaling", __doc__)
     parser.add_argument("--model", default="resnet20", help="a registered classifier (default: %(default)s)")
     parser.add_argument("--global-batch", type=int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=20, help="steps per epoch; epoch 2 is timed (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of every set-up (default: %(default)s)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)

@@ -30,6 +30,7 @@ from bench.harness import (
     classifier_step_times,
     interleave,
     keras_step_timer,
+    make_parser,
     print_table,
     script_command,
     step_stats,
@@ -141,10 +142,8 @@ def measure(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m bench.train_throughput", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser("train_throughput", __doc__)
     parser.add_argument("--batch", type=int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=20, help="steps per epoch; epoch 2 is timed (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of every set-up (default: %(default)s)")
     parser.add_argument("--setup", choices=sorted(SETUPS.values()), help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
