@@ -31,12 +31,13 @@ def run_measurement(command, out):
     return json.loads(Path(out).read_text())
 
 
-def make_parser(module, description):
-    """The argument parser of ``python -m bench.<module>``, with the ``--steps`` every benchmark takes."""
+def make_parser(module, description, *, training=True):
+    """The argument parser of ``python -m bench.<module>``; with ``training``, the ``--steps`` of the timed fits."""
     parser = argparse.ArgumentParser(prog=f"python -m bench.{module}", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=20,
-                        help="training steps per epoch; epoch 2 is timed (default: %(default)s)")
+    if training:
+        parser.add_argument("--steps", type=int, default=20,
+                            help="training steps per epoch; epoch 2 is timed (default: %(default)s)")
     return parser
 
 
