@@ -7,6 +7,8 @@ initialisation, no convolution bias in front of batch norm, batch-norm momentum
 
 from keras import layers
 
+from kvision.layers.normalization import FusedBatchNormalization
+
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 
@@ -38,7 +40,7 @@ def conv2d(x, filters, kernel_size, name, *, strides=1, use_bias=False):
 def bn_relu(x, name, *, batch_norm=True, relu=True):
     """Batch norm (``{name}_bn``) then ReLU (``{name}_relu``), each optional."""
     if batch_norm:
-        x = layers.BatchNormalization(
+        x = FusedBatchNormalization(
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=f"{name}_bn"
         )(x)
     if relu:
