@@ -66,17 +66,37 @@ def print_table(columns, rows):
         print("".join(str(row[key]).rjust(w) if i else str(row[key]).ljust(w) for i, ((key, _), w) in enumerate(zip(columns, widths))))
 
 
-def write_results(module, name, argv, started, payload):
-    """``bench/results/<name>.json``: the command (``python -m bench.<module> ARGV``), date, wall time, machine, ``payload``."""
+THROUGHPUT_COLUMNS = [("setup", "set-up"), ("median_step_ms", "median ms/step"), ("p90_step_ms", "p90"),
+                      ("images_per_s", "images/s"), ("vs_kvision", "throughput vs kvision")]
+
+
+def throughput_rows(times, batch):
+    """Images/s per set-up of ``times`` and its throughput relative to the ``"kvision"`` set-up's."""
+    base = statistics.median(times["kvision"])
+    return [{"setup": name, **step_stats(t), "images_per_s": round(batch / statistics.median(t), 1),
+             "vs_kvision": f"{base / statistics.median(t):.2f}x"} for name, t in times.items()]
+
+
+def report(module, argv, started, title, columns, rows, *, name=None, **extra):
+    """Print ``title`` and the table; write ``bench/results/<name or module>.json`` with everything to render it again.
+
+    The JSON holds the command (``python -m bench.<module> ARGV``), date, wall
+    time, machine, title, columns, rows and ``extra``.
+    """
+    print(title)
+    print_table(columns, rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+    path = RESULTS / f"{name or module}.json"
     path.write_text(json.dumps({
         "command": " ".join([f"python -m bench.{module}", *argv]),
         "date": time.strftime("%Y-%m-%d"),
         "wall_seconds": round(time.time() - started),
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                     "python": platform.python_version()},
-        **payload,
+        "title": title,
+        "columns": columns,
+        "rows": rows,
+        **extra,
     }, indent=2))
     print(f"wrote {path}")
     return path

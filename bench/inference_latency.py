@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import make_parser, print_table, write_results
+from bench.harness import make_parser, report
 
 INT8_CALIBRATION = 300
 
@@ -122,12 +122,11 @@ def main(argv=None):
                 "size_mb": round(size / 1e6, 2),
                 "accuracy": f"{np.mean(np.argmax(logits, -1) == labels):.2%}",
             })
-    print(f"{args.model} on {len(images)} {args.dataset} test images; {args.rounds} rounds × {args.reps} calls")
-    print_table([("form", "form"), ("batch1_median_ms", "batch 1 median ms"), ("batch1_p90_ms", "p90"),
-                 ("batch32_median_ms", "batch 32 median ms"), ("batch32_p90_ms", "p90"), ("size_mb", "MB"),
-                 ("accuracy", "accuracy")], rows)
-    write_results("inference_latency", "inference_latency", argv, started,
-                  {"model": args.model, "dataset": args.dataset, "eval_size": len(images), "rows": rows})
+    title = f"{args.model} on {len(images)} {args.dataset} test images; {args.rounds} rounds × {args.reps} calls"
+    report("inference_latency", argv, started, title,
+           [("form", "form"), ("batch1_median_ms", "batch 1 median ms"), ("batch1_p90_ms", "p90"),
+            ("batch32_median_ms", "batch 32 median ms"), ("batch32_p90_ms", "p90"), ("size_mb", "MB"),
+            ("accuracy", "accuracy")], rows, model=args.model, dataset=args.dataset, eval_size=len(images))
 
 
 if __name__ == "__main__":

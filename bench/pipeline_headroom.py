@@ -14,6 +14,7 @@ shares them with the step, so the headroom is an upper bound of what it has
 left then.
 """
 
+import os
 import statistics
 import sys
 import tempfile
@@ -23,9 +24,8 @@ from bench.harness import (
     classifier_step_times,
     keras_step_timer,
     make_parser,
-    print_table,
+    report,
     synthetic_images,
-    write_results,
 )
 
 
@@ -50,7 +50,13 @@ def image_rates(args):
 
 
 def text_rates(args):
-    from kvision.data.text import CharacterVocabulary, WordPieceVocabulary, cmudict_pairs, split_by_source, text_pipeline
+    from kvision.data.text import (
+        CharacterVocabulary,
+        WordPieceVocabulary,
+        cmudict_pairs,
+        split_by_source,
+        text_pipeline,
+    )
     from kvision.models import build
     from kvision.train import fit_seq2seq
 
@@ -82,9 +88,11 @@ def main(argv=None):
         pipeline, training = rates(args)
         rows.append({"data": name, "pipeline_per_s": round(pipeline), "training_per_s": round(training),
                      "headroom": f"{pipeline / training:.1f}x"})
-    print_table([("data", "data"), ("pipeline_per_s", "pipeline examples/s"), ("training_per_s", "training examples/s"),
-                 ("headroom", "headroom")], rows)
-    write_results("pipeline_headroom", "pipeline_headroom", argv, started, {"rows": rows})
+    title = (f"tf.data pipelines alone vs training, batches {args.image_batch} (images) and {args.text_batch} (text), "
+             f"{os.cpu_count()} CPU cores")
+    report("pipeline_headroom", argv, started, title,
+           [("data", "data"), ("pipeline_per_s", "pipeline examples/s"), ("training_per_s", "training examples/s"),
+            ("headroom", "headroom")], rows)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import statistics
 import sys
 import time
 
-from bench.harness import classifier_step_times, make_parser, print_table, write_results
+from bench.harness import classifier_step_times, make_parser, report
 
 MODELS = ("cnn", "resnet20", "resnet56")
 
@@ -68,10 +68,9 @@ def main(argv=None):
         achieved = train_flops / step / 1e9
         rows.append({"model": name, "gflop_per_step": round(train_flops / 1e9, 1), "median_step_ms": round(1000 * step, 1),
                      "achieved_gflops": round(achieved, 1), "of_peak": f"{achieved / peak:.0%}"})
-    print(f"float32 matmul peak: {peak:.1f} GFLOP/s")
-    print_table([("model", "model"), ("gflop_per_step", "GFLOP/step"), ("median_step_ms", "ms/step"),
-                 ("achieved_gflops", "GFLOP/s"), ("of_peak", "of peak")], rows)
-    write_results("roofline", "roofline", argv, started, {"peak_gflops": round(peak, 1), "batch": args.batch, "rows": rows})
+    report("roofline", argv, started, f"float32 matmul peak: {peak:.1f} GFLOP/s, batch {args.batch}",
+           [("model", "model"), ("gflop_per_step", "GFLOP/step"), ("median_step_ms", "ms/step"),
+            ("achieved_gflops", "GFLOP/s"), ("of_peak", "of peak")], rows, peak_gflops=round(peak, 1), batch=args.batch)
 
 
 if __name__ == "__main__":

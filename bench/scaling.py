@@ -29,10 +29,9 @@ from bench.harness import (
     classifier_step_times,
     interleave,
     make_parser,
-    print_table,
+    report,
     script_command,
     step_stats,
-    write_results,
 )
 
 SETUPS = ("1 device", "2 logical devices", "2 workers")
@@ -87,11 +86,10 @@ def main(argv=None):
     times = interleave({setup: command(setup, args) for setup in SETUPS}, args.rounds)
     base = statistics.median(times["1 device"])
     rows = [{"setup": setup, **step_stats(t), "vs_1_device": f"{statistics.median(t) / base:.2f}x"} for setup, t in times.items()]
-    print(f"{args.model}, global batch {args.global_batch}, {args.rounds} rounds × {args.steps} steps, {os.cpu_count()} CPU cores")
-    print_table([("setup", "set-up"), ("median_step_ms", "median ms/step"), ("p90_step_ms", "p90"),
-                 ("vs_1_device", "vs 1 device")], rows)
-    write_results("scaling", f"scaling_{args.model}", argv, started,
-                  {"model": args.model, "global_batch": args.global_batch, "rows": rows})
+    title = f"{args.model}, global batch {args.global_batch}, {args.rounds} rounds × {args.steps} steps, {os.cpu_count()} CPU cores"
+    report("scaling", argv, started, title, [("setup", "set-up"), ("median_step_ms", "median ms/step"),
+                                             ("p90_step_ms", "p90"), ("vs_1_device", "vs 1 device")], rows,
+           name=f"scaling_{args.model}", model=args.model, global_batch=args.global_batch)
 
 
 if __name__ == "__main__":

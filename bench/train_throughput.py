@@ -21,21 +21,20 @@ a benchmark-only dependency: ``pip install -e ".[bench]"``.
 import argparse
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 
 from bench.harness import (
+    THROUGHPUT_COLUMNS,
     classifier_step_times,
     interleave,
     keras_step_timer,
     make_parser,
-    print_table,
+    report,
     script_command,
-    step_stats,
     synthetic_images,
-    write_results,
+    throughput_rows,
 )
 
 SETUPS = {
@@ -48,9 +47,10 @@ SETUPS = {
 NUM_CLASSES = 10
 
 
-def run_kvision(args, xla):
-    return classifier_step_times("resnet20", batch_size=args.batch, steps=args.steps, optimizer="sgd",
-                                 learning_rate=0.1, momentum=0.9, weight_decay=1e-4, crop_padding=4, flip=True, xla=xla)
+def kvision_step_times(model, batch, steps, xla=False):
+    """Step times of ``fit_classifier`` training ``model`` as the CIFAR-10 recipe does (crop, flip, weight decay)."""
+    return classifier_step_times(model, batch_size=batch, steps=steps, optimizer="sgd", learning_rate=0.1,
+                                 momentum=0.9, weight_decay=1e-4, crop_padding=4, flip=True, xla=xla)
 
 
 def run_plain_keras(args):
@@ -131,8 +131,8 @@ def run_torch(args, compiled):
 def measure(args):
     """Run ``args.setup`` here and write its step times to ``args.out``."""
     run = {
-        "kvision": lambda: run_kvision(args, xla=False),
-        "kvision_xla": lambda: run_kvision(args, xla=True),
+        "kvision": lambda: kvision_step_times("resnet20", args.batch, args.steps),
+        "kvision_xla": lambda: kvision_step_times("resnet20", args.batch, args.steps, xla=True),
         "keras": lambda: run_plain_keras(args),
         "torch": lambda: run_torch(args, compiled=False),
         "torch_compile": lambda: run_torch(args, compiled=True),
@@ -157,16 +157,9 @@ def main(argv=None):
 
     started = time.time()
     times = interleave({name: command(setup) for name, setup in SETUPS.items()}, args.rounds)
-    base = statistics.median(times["kvision"])
-    rows = []
-    for name, t in times.items():
-        median = statistics.median(t)
-        rows.append({"setup": name, **step_stats(t), "images_per_s": round(args.batch / median, 1),
-                     "vs_kvision": f"{base / median:.2f}x"})
-    print(f"ResNet-20, batch {args.batch}, {args.rounds} rounds × {args.steps} timed steps, {os.cpu_count()} CPU cores")
-    print_table([("setup", "set-up"), ("median_step_ms", "median ms/step"), ("p90_step_ms", "p90"),
-                 ("images_per_s", "images/s"), ("vs_kvision", "throughput vs kvision")], rows)
-    write_results("train_throughput", "train_throughput", argv, started, {"batch": args.batch, "rows": rows})
+    title = f"ResNet-20, batch {args.batch}, {args.rounds} rounds × {args.steps} timed steps, {os.cpu_count()} CPU cores"
+    report("train_throughput", argv, started, title, THROUGHPUT_COLUMNS, throughput_rows(times, args.batch),
+           batch=args.batch)
 
 
 if __name__ == "__main__":
