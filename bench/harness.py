@@ -152,6 +152,15 @@ def classifier_step_times(model, *, batch_size, steps, **options):
     return timer.times
 
 
+def use_keras_batch_norm():
+    """Make kvision's blocks build Keras' own (unfused) ``BatchNormalization``, as a plain Keras script would."""
+    import keras
+
+    from kvision.layers import blocks
+
+    blocks.FusedBatchNormalization = keras.layers.BatchNormalization
+
+
 def script_command(script, *flags):
     """``python bench/<script> FLAGS`` as an argv list."""
     return [sys.executable, str(ROOT / "bench" / script), *map(str, flags)]

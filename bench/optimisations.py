@@ -22,20 +22,18 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import THROUGHPUT_COLUMNS, interleave, make_parser, report, script_command, throughput_rows
+from bench.harness import (
+    THROUGHPUT_COLUMNS,
+    interleave,
+    make_parser,
+    report,
+    script_command,
+    throughput_rows,
+    use_keras_batch_norm,
+)
 from bench.train_throughput import kvision_step_times
 
-
-def keras_batch_norm():
-    """Build the blocks with Keras' own (unfused) batch norm."""
-    import keras
-
-    from kvision.layers import blocks
-
-    blocks.FusedBatchNormalization = keras.layers.BatchNormalization
-
-
-SETUPS = {"kvision": None, "Keras BatchNormalization": keras_batch_norm}
+SETUPS = {"kvision": None, "Keras BatchNormalization": use_keras_batch_norm}
 
 
 def measure(args):

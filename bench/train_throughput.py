@@ -7,8 +7,9 @@ each in fresh processes, interleaved over ``--rounds`` rounds:
 * ``kvision``: ``fit_classifier`` as the recipes run it (the tf.data pipeline
   with random crop and flip, L2 weight decay, the run callbacks);
 * ``kvision --xla``: the same with the step compiled by XLA;
-* ``plain Keras``: the same architecture (kvision's builder) compiled by hand
-  and fed ``model.fit`` NumPy arrays — no augmentation, no callbacks;
+* ``plain Keras``: the same architecture (kvision's builder, with Keras'
+  own ``BatchNormalization`` as a hand-written script would have) compiled by
+  hand and fed ``model.fit`` NumPy arrays — no augmentation, no callbacks;
 * ``PyTorch eager`` and ``PyTorch torch.compile``: the same architecture
   written in PyTorch, fed pre-made tensors (no augmentation).
 
@@ -35,6 +36,7 @@ from bench.harness import (
     script_command,
     synthetic_images,
     throughput_rows,
+    use_keras_batch_norm,
 )
 
 SETUPS = {
@@ -58,6 +60,7 @@ def run_plain_keras(args):
 
     from kvision.models import build
 
+    use_keras_batch_norm()
     images, labels = synthetic_images(args.batch * args.steps)
     model = build("resnet20", (32, 32, 3), NUM_CLASSES)
     model.compile(
