@@ -39,7 +39,7 @@ setup(
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "test": ["pytest>=7", "pytest-xdist>=3", "pillow", "sacrebleu"],
-        # Benchmarks only (bench/): the PyTorch and ONNX Runtime references; never imported by kvision.
-        "bench": ["torch==2.13.0", "tf2onnx", "onnxruntime"],
+        # Benchmarks only (bench/): the PyTorch and ONNX Runtime references and the profile reader; never imported by kvision.
+        "bench": ["torch==2.13.0", "tf2onnx", "onnxruntime", "xprof"],
     },
 )

@@ -1,6 +1,6 @@
 """Every benchmark, then BENCHMARKS.md from their results: ``python -m bench``.
 
-Runs the benchmarks one after another (about 30 minutes on 2 cores), each in
+Runs the benchmarks one after another (about 15 minutes on 2 cores), each in
 its own process with its default arguments, and writes ``BENCHMARKS.md`` at
 the repository root: the machine, the date, and each benchmark's command,
 wall time and table, read back from ``bench/results/*.json``. ``--no-run``
@@ -20,14 +20,16 @@ from pathlib import Path
 
 from bench.harness import RESULTS, ROOT
 
-# (module, its results file) in the order of BENCHMARKS.md.
+# (module, its results file, its arguments) in the order of BENCHMARKS.md; inference_latency also gets --model.
 BENCHMARKS = (
-    ("train_throughput", "train_throughput"),
-    ("optimisations", "optimisations_resnet20"),
-    ("pipeline_headroom", "pipeline_headroom"),
-    ("roofline", "roofline"),
-    ("inference_latency", "inference_latency"),
-    ("scaling", "scaling_resnet20"),
+    ("train_throughput", "train_throughput", ()),
+    ("optimisations", "optimisations_resnet20", ()),
+    ("profile_step", "profile_step_resnet20", ()),
+    ("profile_step", "profile_step_resnet20_keras_bn", ("--keras-batch-norm",)),
+    ("pipeline_headroom", "pipeline_headroom", ()),
+    ("roofline", "roofline", ()),
+    ("inference_latency", "inference_latency", ()),
+    ("scaling", "scaling_resnet20", ()),
 )
 PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "torch", "onnxruntime", "tf2onnx")
 
@@ -60,16 +62,17 @@ def markdown_table(columns, rows):
 def render():
     """BENCHMARKS.md from ``bench/results``; benchmarks without results are listed as not run."""
     sections = []
-    for module, name in BENCHMARKS:
+    for module, name, flags in BENCHMARKS:
         summary = importlib.import_module(f"bench.{module}").__doc__.split("\n\n")[0]
+        heading = " ".join([module, *flags])
         path = RESULTS / f"{name}.json"
         if not path.exists():
-            sections.append(f"## {module}\n\n{summary}\n\nNot run yet: `python -m bench.{module}`.")
+            sections.append(f"## {heading}\n\n{summary}\n\nNot run yet: `python -m bench.{heading}`.")
             continue
         result = json.loads(path.read_text())
         minutes, seconds = divmod(result["wall_seconds"], 60)
         sections.append(
-            f"## {module}\n\n{summary}\n\n`{result['command']}` — {result['date']}, {minutes} min {seconds} s wall. "
+            f"## {heading}\n\n{summary}\n\n`{result['command']}` — {result['date']}, {minutes} min {seconds} s wall. "
             f"{result['title']}.\n\n{markdown_table(result['columns'], result['rows'])}"
         )
     text = (
@@ -91,9 +94,9 @@ def main(argv=None):
     parser.add_argument("--no-run", action="store_true", help="only rewrite BENCHMARKS.md from bench/results")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if not args.no_run:
-        for module, _ in BENCHMARKS:
-            flags = ["--model", args.model] if module == "inference_latency" else []
-            subprocess.run([sys.executable, "-m", f"bench.{module}", *flags], cwd=ROOT, check=True)
+        for module, _, flags in BENCHMARKS:
+            model = ["--model", args.model] if module == "inference_latency" else []
+            subprocess.run([sys.executable, "-m", f"bench.{module}", *flags, *model], cwd=ROOT, check=True)
     render()
 
 

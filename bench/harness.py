@@ -134,11 +134,11 @@ def synthetic_images(count, shape=(32, 32, 3), num_classes=10, seed=0):
     return rng.integers(0, 256, (count, *shape), dtype=np.uint8), rng.integers(0, num_classes, count)
 
 
-def classifier_step_times(model, *, batch_size, steps, **options):
+def classifier_step_times(model, *, batch_size, steps, callbacks=(), **options):
     """Step times of ``fit_classifier`` training registered ``model`` on synthetic 32×32×3 data, 2 epochs, the 2nd timed.
 
     ``batch_size`` is per replica, as in ``fit_classifier``; ``options`` go to it
-    (``strategy``, ``xla``, optimiser settings …).
+    (``strategy``, ``xla``, optimiser settings …); ``callbacks`` run after the timer.
     """
     from kvision.models import build
     from kvision.train import fit_classifier
@@ -147,7 +147,7 @@ def classifier_step_times(model, *, batch_size, steps, **options):
     timer = keras_step_timer()
     with tempfile.TemporaryDirectory() as run_dir:
         fit_classifier(lambda: build(model, (32, 32, 3), 10), synthetic_images(batch_size * replicas * steps),
-                       run_dir=run_dir, epochs=2, batch_size=batch_size, seed=0, callbacks=[timer], verbose=0,
+                       run_dir=run_dir, epochs=2, batch_size=batch_size, seed=0, callbacks=[timer, *callbacks], verbose=0,
                        **options)
     return timer.times
 

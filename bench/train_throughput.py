@@ -49,10 +49,11 @@ SETUPS = {
 NUM_CLASSES = 10
 
 
-def kvision_step_times(model, batch, steps, xla=False):
+def kvision_step_times(model, batch, steps, xla=False, callbacks=()):
     """Step times of ``fit_classifier`` training ``model`` as the CIFAR-10 recipe does (crop, flip, weight decay)."""
     return classifier_step_times(model, batch_size=batch, steps=steps, optimizer="sgd", learning_rate=0.1,
-                                 momentum=0.9, weight_decay=1e-4, crop_padding=4, flip=True, xla=xla)
+                                 momentum=0.9, weight_decay=1e-4, crop_padding=4, flip=True, xla=xla,
+                                 callbacks=callbacks)
 
 
 def run_plain_keras(args):
