@@ -31,13 +31,25 @@ def run_measurement(command, out):
     return json.loads(Path(out).read_text())
 
 
-def make_parser(module, description, *, training=True):
-    """The argument parser of ``python -m bench.<module>``; with ``training``, the ``--steps`` of the timed fits."""
+def make_parser(module, description, *, training=True, interleaved=False, setups=None):
+    """The argument parser of ``python -m bench.<module>``.
+
+    With ``training``: ``--steps`` of the timed fits. With ``interleaved``:
+    ``--rounds``, and the hidden ``--out`` through which a measured process
+    hands back its step times (``interleave``). ``setups``: the choices of
+    the hidden ``--setup`` that names what a measured process runs.
+    """
     parser = argparse.ArgumentParser(prog=f"python -m bench.{module}", description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     if training:
         parser.add_argument("--steps", type=int, default=20,
                             help="training steps per epoch; epoch 2 is timed (default: %(default)s)")
+    if interleaved:
+        parser.add_argument("--rounds", type=int, default=3,
+                            help="interleaved repetitions of every set-up (default: %(default)s)")
+        parser.add_argument("--out", help=argparse.SUPPRESS)
+    if setups:
+        parser.add_argument("--setup", choices=sorted(setups), help=argparse.SUPPRESS)
     return parser
 
 

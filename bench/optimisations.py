@@ -15,7 +15,6 @@ Optimisations:
   the training pass); "before" builds them with ``keras.layers.BatchNormalization``.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -46,12 +45,9 @@ def measure(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = make_parser("optimisations", __doc__)
+    parser = make_parser("optimisations", __doc__, interleaved=True, setups=SETUPS)
     parser.add_argument("--model", default="resnet20", help="a registered classifier (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of every set-up (default: %(default)s)")
-    parser.add_argument("--setup", choices=sorted(SETUPS), help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.setup:
         return measure(args)

@@ -69,13 +69,11 @@ def worker(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = make_parser("scaling", __doc__)
+    parser = make_parser("scaling", __doc__, interleaved=True)
     parser.add_argument("--model", default="resnet20", help="a registered classifier (default: %(default)s)")
     parser.add_argument("--global-batch", type=int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of every set-up (default: %(default)s)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--devices", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.global_batch % 2:
         parser.error(f"--global-batch must split evenly over 2 replicas. Received: {args.global_batch}")

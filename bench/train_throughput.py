@@ -19,7 +19,6 @@ the last column is each set-up's throughput divided by kvision's. PyTorch is
 a benchmark-only dependency: ``pip install -e ".[bench]"``.
 """
 
-import argparse
 import json
 import os
 import sys
@@ -146,11 +145,8 @@ def measure(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = make_parser("train_throughput", __doc__)
+    parser = make_parser("train_throughput", __doc__, interleaved=True, setups=SETUPS.values())
     parser.add_argument("--batch", type=int, default=128, help="(default: %(default)s)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of every set-up (default: %(default)s)")
-    parser.add_argument("--setup", choices=sorted(SETUPS.values()), help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.setup:
         return measure(args)
