@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
-from kvision.train.callbacks import best_so_far
 from kvision.train import apply_weight_decay, fit_classifier, get_strategy
+from kvision.train.callbacks import best_so_far
 from tests.helpers import quadrant_images, small_cnn
 
 TRAIN = quadrant_images(128, seed=1)

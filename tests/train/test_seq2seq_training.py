@@ -1,6 +1,5 @@
 """fit_seq2seq: the run directory it leaves, a finished run loaded instead of retrained, 1 vs 2 devices, speed switches."""
 
-import csv
 import json
 import subprocess
 import sys
