@@ -93,6 +93,9 @@ def main(argv=None):
                         help="the trained classifier for inference_latency (default: %(default)s)")
     parser.add_argument("--no-run", action="store_true", help="only rewrite BENCHMARKS.md from bench/results")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if not args.no_run and not (ROOT / args.model).is_file():  # checked now, not after the other benchmarks
+        parser.error(f"Expected a trained .keras classifier for inference_latency (run python recipes/fashion_mnist.py "
+                     f"first, or pass --model). Received: {args.model!r}, which is not a file")
     if not args.no_run:
         for module, _, flags in BENCHMARKS:
             model = ["--model", args.model] if module == "inference_latency" else []
