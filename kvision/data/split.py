@@ -44,3 +44,41 @@ def train_validation_split(images, labels, size, seed=0):
     order = np.random.default_rng(seed).permutation(len(images))
     val_index, train_index = np.sort(order[:count]), np.sort(order[count:])
     return (images[train_index], labels[train_index]), (images[val_index], labels[val_index])
+
+
+def select_classes(images, labels, classes):
+    """The examples whose label is in ``classes``, relabelled ``0..len(classes)-1`` in that order.
+
+    For transfer experiments: pretrain on some classes of a dataset, fine-tune
+    on the others.
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    classes = [int(c) for c in classes]
+    missing = sorted(set(classes) - set(np.unique(labels).tolist()))
+    if not classes or len(set(classes)) != len(classes) or missing:
+        raise DataError(
+            f"Expected distinct classes present in the labels ({sorted(np.unique(labels).tolist())}). "
+            f"Received: classes={classes}" + (f", of which {missing} have no examples" if missing else "")
+        )
+    keep = np.isin(labels, classes)
+    relabel = np.zeros(int(labels.max()) + 1, np.int64)
+    relabel[classes] = np.arange(len(classes))
+    return images[keep], relabel[labels[keep]]
+
+
+def labelled_subset(images, labels, share, seed=0):
+    """A class-balanced ``share`` (0 < share ≤ 1) of the examples, the same for the same ``seed``.
+
+    Each class keeps ``round(share × its count)`` examples, at least one, so a
+    1% subset still has every class. The kept examples keep their order.
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    if not (isinstance(share, numbers.Real) and 0.0 < share <= 1.0):
+        raise DataError(f"Expected a share in (0, 1]. Received: share={share!r}")
+    rng = np.random.default_rng(seed)
+    index = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        index.append(rng.choice(members, max(1, round(share * len(members))), replace=False))
+    index = np.sort(np.concatenate(index))
+    return images[index], labels[index]

@@ -12,18 +12,12 @@ comparable to published Inception FIDs.
 import keras
 import numpy as np
 
-from kvision.errors import ModelError
+from kvision.models.common import logits_layer
 
 
 def feature_extractor(classifier):
     """A model mapping raw 0..255 images to ``classifier``'s penultimate features (the input of ``logits``)."""
-    try:
-        logits = classifier.get_layer("logits")
-    except ValueError:
-        raise ModelError(
-            f"Expected a kvision classifier with a final layer named 'logits'. Received: model {classifier.name!r} "
-            f"with layers {[layer.name for layer in classifier.layers[-3:]]}"
-        ) from None
+    logits = logits_layer(classifier)
     return keras.Model(classifier.inputs, [logits.input, logits.output], name="features_and_logits")
 
 

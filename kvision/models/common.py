@@ -51,6 +51,26 @@ def classifier_input(input_shape, num_classes, *, min_size, model, mean=None, st
     return inputs, preprocess(inputs, mean=mean, std=std)
 
 
+def logits_layer(classifier):
+    """The final ``Dense`` named ``"logits"`` of a kvision classifier, or ``ModelError``."""
+    try:
+        return classifier.get_layer("logits")
+    except ValueError:
+        raise ModelError(
+            f"Expected a kvision classifier with a final layer named 'logits'. Received: model {classifier.name!r} "
+            f"with layers {[layer.name for layer in classifier.layers[-3:]]}"
+        ) from None
+
+
+def classifier_backbone(classifier, name=None):
+    """``classifier`` without its ``logits`` layer: raw 0..255 images → penultimate features.
+
+    The layers are shared, not copied: training the backbone trains the classifier.
+    """
+    features = logits_layer(classifier).input
+    return keras.Model(classifier.inputs, features, name=name or f"{classifier.name}_backbone")
+
+
 def classifier_logits(x, num_classes):
     """The final ``Dense`` named ``"logits"``, kept float32 under mixed precision."""
     return layers.Dense(num_classes, dtype="float32", name="logits")(x)

@@ -43,8 +43,8 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def best_so_far(history_csv, monitor):
-    """The highest ``monitor`` value logged in ``history_csv``, or None.
+def best_so_far(history_csv, monitor, mode="max"):
+    """The best (highest, or lowest for ``mode="min"``) ``monitor`` value logged in ``history_csv``, or None.
 
     A resumed run hands it to ``ModelCheckpoint`` so that the best checkpoint of
     the epochs before the interruption is only replaced by a better one.
@@ -54,7 +54,7 @@ def best_so_far(history_csv, monitor):
     with open(history_csv, newline="") as f:
         values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor) not in (None, "", "NA")]
     values = [v for v in values if not math.isnan(v)]
-    return max(values) if values else None
+    return (max if mode == "max" else min)(values) if values else None
 
 
 def completed_epochs(run_dir):
@@ -114,7 +114,20 @@ class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
         shutil.rmtree(self.save_dir, ignore_errors=True)
 
 
-def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", early_stopping_patience=None):
+class NetworkCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint`` that saves the network a training wrapper trains.
+
+    A model with a custom ``train_step`` around a classifier (a ``Distiller``,
+    ``AdversarialTraining``, ``SimCLR``) exposes it as ``.network``; the
+    checkpoints hold that network alone, so they load, evaluate and export as
+    any classifier does. A plain model is saved as it is.
+    """
+
+    def set_model(self, model):
+        super().set_model(getattr(model, "network", model))
+
+
+def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", mode="max", early_stopping_patience=None):
     """Callbacks for ``model.fit`` and the path of the best checkpoint.
 
     Files go to ``out_dir`` (default ``run_dir``): on a non-chief worker of a
@@ -134,19 +147,19 @@ def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", early_stopp
         keras.callbacks.CSVLogger(str(out["history"]), append=True),
         SharedBackupAndRestore(backup, out["backup"]),
         keras.callbacks.TensorBoard(str(out["logs"]), write_graph=True, update_freq="epoch"),
-        keras.callbacks.ModelCheckpoint(
+        NetworkCheckpoint(
             str(out["best"]),
             monitor=monitor,
-            mode="max",
+            mode=mode,
             save_best_only=True,
-            initial_value_threshold=best_so_far(out["history"], monitor),
+            initial_value_threshold=best_so_far(out["history"], monitor, mode),
         ),
-        keras.callbacks.ModelCheckpoint(str(out["last"])),
+        NetworkCheckpoint(str(out["last"])),
     ]
     if early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor=monitor, mode="max", patience=early_stopping_patience, restore_best_weights=True
+                monitor=monitor, mode=mode, patience=early_stopping_patience, restore_best_weights=True
             )
         )
     return callbacks, out["best"]

@@ -23,7 +23,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 
 @dataclasses.dataclass
 class TrainResult:
-    """What ``fit_classifier`` hands back: the trained model and where its run lives."""
+    """What ``fit_classifier`` hands back: the trained network and where its run lives."""
 
     model: keras.Model
     history: dict
@@ -100,6 +100,7 @@ def fit_classifier(
     early_stopping_patience=None,
     restore_best=True,
     strategy=None,
+    wrap=None,
     callbacks=(),
     verbose=None,
 ):
@@ -123,6 +124,11 @@ def fit_classifier(
         mixed_precision: train under the ``mixed_float16`` policy with
             dynamic loss scaling.
         xla: compile the train step with XLA (``jit_compile``).
+        wrap: ``network -> keras.Model`` training it with a custom
+            ``train_step`` (``AdversarialTraining``, ``Distiller``); the
+            wrapper exposes the network as ``.network``, which is what the
+            checkpoints hold and the result returns. Built under the run's
+            strategy and precision policy.
         callbacks: extra Keras callbacks, run after the engine's own.
         verbose: Keras' ``fit`` verbosity; default: a progress bar on a
             terminal, one line per epoch when the output goes to a file.
@@ -135,9 +141,10 @@ def fit_classifier(
         keras.utils.set_random_seed(seed)
 
     with strategy.scope():
-        model = build_with_policy(model_fn, mixed_precision)
-        num_classes = model.output_shape[-1]
-        apply_weight_decay(model, 0.0 if optimizer == "adamw" else weight_decay)
+        model = build_with_policy(lambda: (wrap or (lambda network: network))(model_fn()), mixed_precision)
+        network = getattr(model, "network", model)
+        num_classes = network.output_shape[-1]
+        apply_weight_decay(network, 0.0 if optimizer == "adamw" else weight_decay)
         lr = make_schedule(
             schedule,
             learning_rate,
@@ -170,16 +177,19 @@ def fit_classifier(
     )
 
 
-def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, early_stopping_patience=None,
-            restore_best=True, callbacks=(), verbose=None):
+def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, mode="max",
+            early_stopping_patience=None, restore_best=True, callbacks=(), verbose=None):
     """``model.fit`` with the run directory's callbacks; with ``val_ds`` and ``restore_best``, the best weights after.
 
-    On a non-chief worker the files go to a scratch directory, removed once
-    this worker has restored its (identical) best weights from it.
+    For a training wrapper (a model with a ``.network``) the checkpoints and
+    the result are that network. On a non-chief worker the files go to a
+    scratch directory, removed once this worker has restored its (identical)
+    best weights from it.
     """
+    network = getattr(model, "network", model)
     with worker_dir(run_dir) as out_dir:
         run_callbacks, best_path = make_callbacks(
-            run_dir, out_dir, monitor=monitor, early_stopping_patience=early_stopping_patience
+            run_dir, out_dir, monitor=monitor, mode=mode, early_stopping_patience=early_stopping_patience
         )
         history = model.fit(
             train_ds,
@@ -190,6 +200,6 @@ def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, earl
             shuffle=False,  # the tf.data pipelines shuffle; Keras would only warn that it cannot
         )
         if restore_best and val_ds is not None and best_path.exists():
-            model.load_weights(best_path)
+            network.load_weights(best_path)
     best_path = run_paths(run_dir)["best"]
-    return TrainResult(model, history.history, Path(run_dir), strategy, best_path if best_path.exists() else None)
+    return TrainResult(network, history.history, Path(run_dir), strategy, best_path if best_path.exists() else None)

@@ -133,3 +133,10 @@ def test_weight_decay_is_the_l2_penalty_on_kernels():
 def test_too_little_data_for_one_batch_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="at least one global batch of 64.*Received: 10 examples"):
         fit_classifier(small_cnn, quadrant_images(10), run_dir=tmp_path, batch_size=64, verbose=0)
+
+
+def test_best_so_far_reads_the_lowest_value_in_min_mode(tmp_path):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss\n0,0.9\n1,0.4\n2,0.6\n")
+    assert best_so_far(history, "loss", "min") == pytest.approx(0.4)
+    assert best_so_far(history, "loss") == pytest.approx(0.9)
