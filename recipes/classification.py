@@ -5,9 +5,11 @@ set their own defaults. It can also be run directly on any supported dataset:
 
     python recipes/classification.py --dataset mnist --model cnn --epochs 10
     python recipes/classification.py --dataset image_folder --data-dir ~/flowers --image-size 64
+    python recipes/classification.py --dataset mnist --model cnn --adversarial-eps 0.3 --robustness-eps 0 0.1 0.3
 
 Outputs: ``<run-dir>/`` (config.json, TensorBoard logs, checkpoints,
-history.csv, evaluation/report.json and PNGs) and
+history.csv, evaluation/report.json and PNGs; with ``--robustness-eps``,
+evaluation/robustness.json and robustness.png) and
 ``<export-dir>/<name>/<version>/`` (a verified SavedModel for TF Serving with
 warmup requests, TFLite files, evaluation.json, MODEL_CARD.md and BLESSED),
 or ``<export-dir>/.rejected/<name>/<version>/`` when a check fails.
@@ -17,17 +19,23 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import kvision
 from kvision.data import channel_stats, load_dataset, train_validation_split
-from kvision.evaluate import evaluate_classifier
+from kvision.evaluate import evaluate_classifier, robustness_report
 from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_dataset, finish
 from kvision.models import build, get_builder, list_models
-from kvision.train import fit_classifier, get_strategy, is_chief, run_paths, worker_dir
-from kvision.train.cli import add_speed_arguments
+from kvision.models.common import is_positive_int, require
+from kvision.train import AdversarialTraining, fit_classifier, get_strategy, is_chief, run_paths, worker_dir
+from kvision.train.adversarial import check_attack
+from kvision.train.cli import add_speed_arguments, run_recipe
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.schedules import SCHEDULES
+
+
+ROBUSTNESS_STEPS = 20
 
 
 def build_parser(description, defaults):
@@ -66,6 +74,15 @@ def build_parser(description, defaults):
     augment.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
     augment.add_argument("--cutout", type=int, help="side of a random erased square, pixels (0: off)")
 
+    adversarial = parser.add_argument_group("adversarial (EPS is a fraction of the 0..255 range: 0.1 = 25.5 levels)")
+    adversarial.add_argument("--adversarial-eps", type=float, metavar="EPS",
+                             help="train on PGD examples within this L∞ radius (Madry et al.); default: off")
+    adversarial.add_argument("--adversarial-steps", type=int, help="PGD steps per training batch")
+    adversarial.add_argument("--adversarial-step-size", type=float, help="PGD step (default: 2.5·EPS/steps)")
+    adversarial.add_argument("--robustness-eps", type=float, nargs="+", metavar="EPS",
+                             help=f"after evaluation: test accuracy under FGSM and PGD-{ROBUSTNESS_STEPS} at each EPS")
+    adversarial.add_argument("--robustness-examples", type=int, help="test images attacked (the first N)")
+
     add_speed_arguments(parser)
 
     run = parser.add_argument_group("run and export")
@@ -88,16 +105,29 @@ def build_parser(description, defaults):
             "crop_padding": 4,
             "cutout": 0,
             "seed": 0,
+            "adversarial_steps": 7,
+            "robustness_examples": 1000,
             **defaults,
         }
     )
     return parser
 
 
+def check_adversarial_arguments(args):
+    """``ModelError`` for a bad attack flag, before any data is loaded or output written."""
+    if args.adversarial_eps is not None:
+        check_attack(args.adversarial_eps, args.adversarial_steps, args.adversarial_step_size)
+    for epsilon in args.robustness_eps or ():
+        check_attack(epsilon, ROBUSTNESS_STEPS, None)
+    require(is_positive_int(args.robustness_examples), "--robustness-examples must be a positive integer.",
+            robustness_examples=args.robustness_examples)
+
+
 def run(args):
     """Run the five steps for parsed ``args``; returns the summary dict it prints."""
     get_builder(args.model, "classifier")  # fail on an unknown name or export flag before loading any data
     check_export_arguments(args)
+    check_adversarial_arguments(args)
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download, image_size=args.image_size)
     build(args.model, dataset.image_shape, dataset.num_classes)  # fail on a shape it cannot take, before any output
@@ -113,6 +143,10 @@ def run(args):
     if is_chief():
         (run_dir / "config.json").write_text(json.dumps(config, indent=2))
 
+    wrap = None
+    if args.adversarial_eps is not None:
+        wrap = partial(AdversarialTraining, epsilon=args.adversarial_eps, steps=args.adversarial_steps,
+                       step_size=args.adversarial_step_size)
     start = time.time()
     result = fit_classifier(
         lambda: build(args.model, dataset.image_shape, dataset.num_classes, mean=mean, std=std),
@@ -136,6 +170,7 @@ def run(args):
         xla=args.xla,
         early_stopping_patience=args.early_stopping,
         strategy=strategy,
+        wrap=wrap,
     )
     train_seconds = time.time() - start
 
@@ -145,8 +180,12 @@ def run(args):
             result.model, *dataset.test, dataset.class_names, out_dir / "evaluation",
             history_csv=paths["history"], log_dir=paths["logs"],
         )
-    export = None
+    export = robustness = None
     if is_chief():
+        if args.robustness_eps:
+            test = [split[: args.robustness_examples] for split in dataset.test]
+            robustness = robustness_report(result.model, *test, epsilons=args.robustness_eps, steps=ROBUSTNESS_STEPS,
+                                           out_dir=run_dir / "evaluation")
         export = export_for_dataset(
             result.model, dataset, args, name=name, seed=args.seed,
             metrics={k: v for k, v in report.items() if k in ("top5_accuracy", "macro_f1")},
@@ -161,6 +200,14 @@ def run(args):
         "run_dir": str(run_dir),
         "report": str(run_dir / "evaluation" / "report.json"),
     }
+    if robustness:
+        epsilons = [f"{epsilon:g}" for epsilon in robustness["epsilons"]]
+        summary["robustness"] = {
+            "examples": robustness["num_examples"],
+            "fgsm_accuracy": dict(zip(epsilons, robustness["fgsm_accuracy"])),
+            "pgd_accuracy": dict(zip(epsilons, robustness["pgd_accuracy"])),
+            "report": str(run_dir / "evaluation" / "robustness.json"),
+        }
     return finish(summary, export)
 
 
@@ -170,10 +217,7 @@ def main(argv=None, *, description=__doc__, **defaults):
     args = parser.parse_args(argv)
     if args.dataset is None or args.model is None:
         parser.error("--dataset and --model are required")
-    try:
-        return run(args)
-    except kvision.KvisionError as err:
-        sys.exit(f"error: {err}")
+    return run_recipe(run, args)
 
 
 if __name__ == "__main__":

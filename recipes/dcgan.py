@@ -37,7 +37,7 @@ from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import build
 from kvision.models.gan import LOSSES, to_uint8
 from kvision.train import get_strategy, is_chief, worker_dir
-from kvision.train.cli import add_speed_arguments
+from kvision.train.cli import add_speed_arguments, run_recipe
 from kvision.train.gan import fit_gan, image_grid
 
 
@@ -173,10 +173,7 @@ def run(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except kvision.KvisionError as err:
-        sys.exit(f"error: {err}")
+    return run_recipe(run, args)
 
 
 if __name__ == "__main__":

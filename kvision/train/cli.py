@@ -1,4 +1,8 @@
-"""Command-line flags every training recipe shares."""
+"""Command-line flags and the error handling every training recipe shares."""
+
+import sys
+
+from kvision.errors import KvisionError
 
 
 def add_speed_arguments(parser):
@@ -7,3 +11,11 @@ def add_speed_arguments(parser):
     speed.add_argument("--mixed-precision", action="store_true",
                        help="mixed_float16 compute with dynamic loss scaling (float32 weights and outputs)")
     speed.add_argument("--xla", action="store_true", help="compile the train step with XLA (jit_compile)")
+
+
+def run_recipe(run, args):
+    """``run(args)``, with a mistake of the user's (a ``KvisionError``) printed as one line, exit status 1."""
+    try:
+        return run(args)
+    except KvisionError as err:
+        sys.exit(f"error: {err}")
