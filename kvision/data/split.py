@@ -73,7 +73,7 @@ def labelled_subset(images, labels, share, seed=0):
     1% subset still has every class. The kept examples keep their order.
     """
     images, labels = np.asarray(images), np.asarray(labels)
-    if not (isinstance(share, numbers.Real) and 0.0 < share <= 1.0):
+    if isinstance(share, bool) or not (isinstance(share, numbers.Real) and 0.0 < share <= 1.0):
         raise DataError(f"Expected a share in (0, 1]. Received: share={share!r}")
     rng = np.random.default_rng(seed)
     index = []

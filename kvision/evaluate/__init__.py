@@ -3,6 +3,7 @@
 from kvision.evaluate.classification import classification_report, confusion_matrix, predict_logits
 from kvision.evaluate.plots import plot_attention, plot_confusion_matrix, plot_training_curves, read_history
 from kvision.evaluate.report import evaluate_classifier, log_to_tensorboard
+from kvision.evaluate.robustness import plot_robustness, robustness_report
 from kvision.evaluate.seq2seq import corpus_bleu, evaluate_seq2seq, sequence_error_rates
 
 __all__ = [
@@ -14,8 +15,10 @@ __all__ = [
     "log_to_tensorboard",
     "plot_attention",
     "plot_confusion_matrix",
+    "plot_robustness",
     "plot_training_curves",
     "predict_logits",
     "read_history",
+    "robustness_report",
     "sequence_error_rates",
 ]

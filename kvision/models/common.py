@@ -68,7 +68,7 @@ def classifier_backbone(classifier, name=None):
     The layers are shared, not copied: training the backbone trains the classifier.
     """
     features = logits_layer(classifier).input
-    return keras.Model(classifier.inputs, features, name=name or f"{classifier.name}_backbone")
+    return keras.Model(classifier.input, features, name=name or f"{classifier.name}_backbone")
 
 
 def classifier_logits(x, num_classes):

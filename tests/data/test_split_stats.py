@@ -1,9 +1,9 @@
-"""train_validation_split and channel_stats."""
+"""train_validation_split, select_classes, labelled_subset and channel_stats."""
 
 import numpy as np
 import pytest
 
-from kvision.data import channel_stats, stats, train_validation_split
+from kvision.data import channel_stats, labelled_subset, select_classes, stats, train_validation_split
 from kvision.errors import DataError
 
 
@@ -49,6 +49,58 @@ def test_split_rejects_misaligned_arrays():
     images, labels = make()
     with pytest.raises(DataError, match="of the same length N"):
         train_validation_split(images, labels[:-1], 2)
+
+
+def labelled(counts):
+    """Images whose pixel is their index, labels with ``counts[c]`` examples of class c, interleaved."""
+    labels = np.concatenate([np.full(n, c) for c, n in enumerate(counts)])
+    labels = labels[np.random.default_rng(0).permutation(len(labels))]
+    images = np.arange(len(labels))[:, None, None, None] * np.ones((1, 2, 2, 1), np.int64)
+    return images, labels
+
+
+def test_select_classes_keeps_those_classes_relabelled_in_the_order_given():
+    images, labels = labelled([3, 4, 5, 6])
+    x, y = select_classes(images, labels, [3, 1])
+    assert len(y) == 6 + 4
+    np.testing.assert_array_equal(y, np.where(labels[np.isin(labels, [3, 1])] == 3, 0, 1))
+    np.testing.assert_array_equal(labels[x[:, 0, 0, 0]], np.where(y == 0, 3, 1))  # images stay with their labels
+    assert np.all(np.diff(x[:, 0, 0, 0]) > 0)  # original order kept
+
+
+@pytest.mark.parametrize(
+    "classes, message",
+    [
+        ([1, 7], r"Received: classes=\[1, 7\], of which \[7\] have no examples"),
+        ([2, 2], r"Expected distinct classes present in the labels \(\[0, 1, 2, 3\]\)\. Received: classes=\[2, 2\]$"),
+        ([], r"Received: classes=\[\]$"),
+    ],
+)
+def test_select_classes_rejects_missing_repeated_or_no_classes(classes, message):
+    with pytest.raises(DataError, match=message):
+        select_classes(*labelled([3, 4, 5, 6]), classes)
+
+
+@pytest.mark.parametrize("share, expected", [(0.1, [1, 2, 10]), (0.5, [2, 10, 50]), (1.0, [3, 20, 100])])
+def test_labelled_subset_keeps_a_share_of_every_class(share, expected):
+    images, labels = labelled([3, 20, 100])
+    x, y = labelled_subset(images, labels, share, seed=4)
+    assert np.bincount(y).tolist() == expected, "round(share × count) per class, at least one"
+    np.testing.assert_array_equal(labels[x[:, 0, 0, 0]], y)  # images stay with their labels
+    assert np.all(np.diff(x[:, 0, 0, 0]) > 0)  # original order kept
+
+
+def test_labelled_subset_is_seeded():
+    images, labels = labelled([30, 30])
+    first = labelled_subset(images, labels, 0.2, seed=1)[0]
+    np.testing.assert_array_equal(labelled_subset(images, labels, 0.2, seed=1)[0], first)
+    assert not np.array_equal(labelled_subset(images, labels, 0.2, seed=2)[0], first)
+
+
+@pytest.mark.parametrize("share", [0, 0.0, 1.5, -0.1, "0.5"])
+def test_labelled_subset_rejects_shares_outside_0_1(share):
+    with pytest.raises(DataError, match=rf"Expected a share in \(0, 1\]\. Received: share={share!r}"):
+        labelled_subset(*labelled([3, 3]), share)
 
 
 @pytest.mark.parametrize("chunk_values", [1 << 22, 50])  # one chunk, and several uneven chunks

@@ -70,6 +70,7 @@ def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
         (["--data-dir", "/nonexistent/fashion"], "error: Could not find the fashion_mnist dataset. Tried:"),
         (["--model", "resnet18"], "error: ResNet-18 needs inputs of at least 32×32 pixels"),
         (["--tflite", "float32,int4"], "error: Expected TFLite variants among float32, float16, dynamic, int8. Received: int4"),
+        (["--robustness-eps", "0.1", "-0.1"], "error: epsilon is a fraction of the 0..255 range and must be ≥ 0."),
     ],
 )
 def test_user_mistakes_get_one_line_and_no_output(tmp_path, args, message, monkeypatch):
@@ -89,6 +90,33 @@ def test_every_recipe_documents_its_flags(tmp_path, monkeypatch):
         for flag in ("--data-dir", "--model", "--epochs", "--mixed-precision", "--xla", "--version", "--tflite",
                      "--bless-min-accuracy", "--push-unblessed", "--keep-versions"):
             assert flag in result.stdout
+
+
+def test_adversarial_training_and_robustness_flags(tmp_path):
+    data = write_idx_dataset(tmp_path / "data", train_count=128, test_count=48, examples=quadrant_examples).path
+    result = run_recipe(
+        "fashion_mnist.py", "--data-dir", data, "--epochs", 1, "--batch-size", 32, "--validation-size", 32,
+        "--adversarial-eps", 0.05, "--adversarial-steps", 1, "--robustness-eps", 0, 0.1, "--robustness-examples", 40,
+        "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports", "--version", 1, "--tflite", "",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    evaluation = tmp_path / "run" / "evaluation"
+    robustness = json.loads((evaluation / "robustness.json").read_text())
+    assert robustness["num_examples"] == 40 and robustness["epsilons"] == [0.0, 0.1]
+    assert summary["robustness"] == {
+        "examples": 40,
+        "fgsm_accuracy": dict(zip(["0", "0.1"], robustness["fgsm_accuracy"])),
+        "pgd_accuracy": dict(zip(["0", "0.1"], robustness["pgd_accuracy"])),
+        "report": str(tmp_path / "run" / "evaluation" / "robustness.json"),
+    }
+    assert summary["robustness"]["pgd_accuracy"]["0"] == robustness["clean_accuracy"]
+    assert (evaluation / "robustness.png").exists() and (evaluation / "report.json").exists()
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (config["adversarial_eps"], config["adversarial_steps"], config["adversarial_step_size"]) == (0.05, 1, None)
+    best = keras.models.load_model(tmp_path / "run" / "checkpoints" / "best.keras")
+    assert type(best).__name__ == "Functional" and best.get_layer("logits").units == 10
 
 
 def test_cifar10_recipe_on_a_tiny_binary_archive(tmp_path):

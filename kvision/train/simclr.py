@@ -1,0 +1,445 @@
+"""SimCLR: self-supervised pretraining of an image encoder by contrasting two augmented views.
+
+Each unlabelled image is augmented twice; an encoder and a small projection
+head map both views to vectors, and the NT-Xent loss pulls the two views of
+an image together while pushing them away from the views of every other
+image in the batch (Chen et al. 2020, https://arxiv.org/abs/2002.05709).
+After pretraining the projection head is dropped and the encoder's features
+are evaluated with a linear probe or fine-tuned on a few labels.
+
+Everything here works on raw 0..255 images, as every kvision model does.
+"""
+
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from kvision.data import make_pipeline
+from kvision.data.augment import random_flip_left_right
+from kvision.data.dataset import check_split
+from kvision.models.common import is_positive_int, require
+from kvision.train.callbacks import completed_epochs, run_paths
+from kvision.train.engine import TrainResult, apply_weight_decay, build_with_policy, fit_run, make_optimizer
+from kvision.train.schedules import make_schedule
+from kvision.train.strategy import get_strategy, global_batch_size
+
+# RGB → YIQ (rows: Y, I, Q). A hue shift is a rotation of the (I, Q) chroma plane.
+_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
+_RGB = np.linalg.inv(_YIQ).astype(np.float32)
+
+
+# === Loss and metric ===
+
+
+def _global_views(z1, z2):
+    """The views of the whole global batch, and where this replica's examples start in it.
+
+    Under a strategy with several replicas the negatives come from every
+    replica, as in SimCLR's cross-core batch; gradients flow back through the
+    all-gather. On one replica the local views are the global batch.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return z1, z2, 0
+    z1_all, z2_all = context.all_gather([z1, z2], axis=0)
+    return z1_all, z2_all, tf.cast(context.replica_id_in_sync_group, tf.int32) * tf.shape(z1)[0]
+
+
+def contrastive_terms(z1, z2, temperature=0.1):
+    """Per-anchor NT-Xent losses and hits for the 2n views ``[z1; z2]``.
+
+    Each of the 2n anchors is scored against the 2N views of the global batch
+    (N = n on one replica) but itself, by cosine similarity / ``temperature``;
+    its positive is the other view of the same image, the 2N − 2 others are
+    negatives. The loss is the softmax cross entropy of the positive; a hit
+    is an anchor whose most similar other view is its positive.
+
+    Returns:
+        ``(losses, hits)``, float32 ``(2n,)`` each.
+    """
+    z1, z2 = tf.cast(z1, tf.float32), tf.cast(z2, tf.float32)
+    z1_all, z2_all, offset = _global_views(z1, z2)
+    anchors = tf.math.l2_normalize(tf.concat([z1, z2], 0), axis=1)  # (2n, D)
+    candidates = tf.math.l2_normalize(tf.concat([z1_all, z2_all], 0), axis=1)  # (2N, D)
+    total = tf.shape(z1_all)[0]
+    index = offset + tf.range(tf.shape(z1)[0])  # this replica's examples in the global batch
+    own = tf.concat([index, index + total], 0)  # (2n,) each anchor's own column
+    positive = tf.concat([index + total, index], 0)  # (2n,) the other view of the same image
+    logits = tf.matmul(anchors, candidates, transpose_b=True) / temperature  # (2n, 2N)
+    logits -= 1e9 * tf.one_hot(own, 2 * total)  # an anchor is never its own candidate
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positive, logits=logits)
+    hits = tf.cast(tf.equal(tf.argmax(logits, axis=1, output_type=tf.int32), positive), tf.float32)
+    return losses, hits
+
+
+def nt_xent_loss(z1, z2, temperature=0.1):
+    """The normalised-temperature cross entropy of SimCLR, averaged over all 2N anchors.
+
+    Args:
+        z1, z2: ``(N, D)`` projections of the two views; row i of each comes
+            from image i.
+        temperature: divides the cosine similarities; lower sharpens the softmax.
+    """
+    return tf.reduce_mean(contrastive_terms(z1, z2, temperature)[0])
+
+
+def contrastive_accuracy(z1, z2):
+    """Share of the 2N anchors whose most similar other view is the other view of the same image."""
+    return tf.reduce_mean(contrastive_terms(z1, z2)[1])
+
+
+# === Two views of each image ===
+
+
+def _uniform(shape, seed, low, high):
+    return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
+
+
+def random_resized_crop(images, seed, *, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):
+    """A random crop of each image, resized back to ``H × W`` (bilinear).
+
+    The crop covers a uniform share in ``scale`` of the image's area with a
+    width/height ratio log-uniform in ``ratio`` (Inception-style), clipped to
+    the image. Returns float32.
+    """
+    height, width = images.shape[1], images.shape[2]
+    batch = tf.shape(images)[0]
+    area_seed, ratio_seed, position_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=3))
+    area = _uniform([batch], area_seed, *scale)
+    aspect = tf.exp(_uniform([batch], ratio_seed, math.log(ratio[0]), math.log(ratio[1])))
+    # Crop height and width as fractions of the image's: h·w = area, (w·W)/(h·H) = aspect.
+    h = tf.minimum(tf.sqrt(area * width / (aspect * height)), 1.0)
+    w = tf.minimum(tf.sqrt(area * aspect * height / width), 1.0)
+    corner = _uniform([batch, 2], position_seed, 0.0, 1.0) * tf.stack([1.0 - h, 1.0 - w], axis=1)
+    boxes = tf.concat([corner, corner + tf.stack([h, w], axis=1)], axis=1)  # (B, 4): y1, x1, y2, x2
+    return tf.image.crop_and_resize(tf.cast(images, tf.float32), boxes, tf.range(batch), [height, width])
+
+
+def color_jitter(images, seed, *, strength=0.5, probability=0.8, grayscale_probability=0.2):
+    """SimCLR's colour distortion of a float 0..255 batch, per image.
+
+    With ``probability``: brightness (a factor), contrast, and for RGB
+    saturation and hue, of ranges ``0.8, 0.8, 0.8, 0.2 × strength`` as in the
+    paper, in that order (the paper draws a random order). RGB images then
+    turn gray with ``grayscale_probability``. Grayscale batches (one channel)
+    get brightness and contrast only.
+    """
+    rgb = images.shape[-1] == 3
+    batch = tf.shape(images)[0]
+    seeds = tf.unstack(tf.random.experimental.stateless_split(seed, num=6))
+    amount = 0.8 * strength
+
+    def factor(factor_seed):
+        return _uniform([batch, 1, 1, 1], factor_seed, max(0.0, 1.0 - amount), 1.0 + amount)
+
+    x = images * factor(seeds[0])  # brightness
+    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    x = mean + (x - mean) * factor(seeds[1])  # contrast
+    if rgb:
+        gray = tf.tensordot(x, _YIQ[0], axes=[[3], [0]])[..., None]  # (B, H, W, 1) luma
+        x = gray + (x - gray) * factor(seeds[2])  # saturation
+        angle = 2 * math.pi * _uniform([batch, 1, 1], seeds[3], -0.2 * strength, 0.2 * strength)
+        y, i, q = tf.unstack(tf.tensordot(x, _YIQ.T, axes=[[3], [0]]), axis=3)  # (B, H, W) each
+        rotated = tf.stack([y, i * tf.cos(angle) - q * tf.sin(angle), i * tf.sin(angle) + q * tf.cos(angle)], axis=3)
+        x = tf.tensordot(rotated, _RGB.T, axes=[[3], [0]])  # hue
+    x = tf.clip_by_value(x, 0.0, 255.0)
+    x = tf.where(_uniform([batch, 1, 1, 1], seeds[4], 0.0, 1.0) < probability, x, images)
+    if rgb:
+        gray = tf.tensordot(x, _YIQ[0], axes=[[3], [0]])[..., None]
+        to_gray = _uniform([batch, 1, 1, 1], seeds[5], 0.0, 1.0) < grayscale_probability
+        x = tf.where(to_gray, tf.tile(gray, [1, 1, 1, 3]), x)
+    return x
+
+
+def gaussian_blur(images, seed, *, sigma=(0.1, 2.0), probability=0.5):
+    """Blur each image of a float batch with probability ``probability`` by a Gaussian of random sigma.
+
+    The kernel spans 10% of the image side, as in the paper; ``sigma`` is in
+    pixels. Separable, reflect-padded, one weighted sum per tap.
+    """
+    height, width = images.shape[1], images.shape[2]
+    batch = tf.shape(images)[0]
+    sigma_seed, apply_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    radius = max(1, round(0.05 * min(height, width)))
+    taps = tf.range(-radius, radius + 1, dtype=tf.float32)  # (K,)
+    spread = _uniform([batch, 1], sigma_seed, *sigma)
+    weights = tf.exp(-tf.square(taps)[None] / (2 * tf.square(spread)))
+    weights /= tf.reduce_sum(weights, axis=1, keepdims=True)  # (B, K)
+    x = images
+    for axis, size in ((1, height), (2, width)):
+        padding = [[0, 0]] * 4
+        padding[axis] = [radius, radius]
+        padded = tf.pad(x, padding, mode="REFLECT")
+        x = tf.add_n([
+            weights[:, k, None, None, None] * (padded[:, k : k + size] if axis == 1 else padded[:, :, k : k + size])
+            for k in range(2 * radius + 1)
+        ])
+    return tf.where(_uniform([batch, 1, 1, 1], apply_seed, 0.0, 1.0) < probability, x, images)
+
+
+def simclr_augment(images, seed, *, crop_scale=(0.08, 1.0), flip=True, jitter=0.5, jitter_probability=0.8,
+                   grayscale_probability=0.2, blur_probability=0.0, blur_sigma=(0.1, 2.0), noise=0.0):
+    """One random SimCLR view of each image of a batch ``[B, H, W, C]`` in 0..255.
+
+    Random resized crop, horizontal flip, colour jitter (brightness and
+    contrast for grayscale; also saturation, hue and random grayscale for
+    RGB), optionally Gaussian blur and Gaussian pixel noise. Vectorised and
+    stateless: the same ``seed`` (shape ``[2]``) gives the same views.
+    Returns the batch in its own dtype (integers rounded), in 0..255.
+
+    Args:
+        crop_scale: range of the crop's share of the image area; ``(1, 1)``
+            with the default ratio range still crops (aspect ratio changes).
+        flip: random horizontal flips.
+        jitter: colour jitter strength ``s`` of the paper (0.5 for CIFAR, 1.0
+            for ImageNet); 0 disables it.
+        jitter_probability, grayscale_probability: chances of colour jitter
+            and of turning an RGB view gray.
+        blur_probability, blur_sigma: chance of a Gaussian blur and its sigma
+            range in pixels (the paper blurs ImageNet, not CIFAR).
+        noise: standard deviation of added Gaussian noise, in pixel values.
+    """
+    crop_seed, flip_seed, jitter_seed, blur_seed, noise_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=5)
+    )
+    x = random_resized_crop(images, crop_seed, scale=crop_scale)
+    if flip:
+        x = random_flip_left_right(x, flip_seed)
+    if jitter:
+        x = color_jitter(x, jitter_seed, strength=jitter, probability=jitter_probability,
+                         grayscale_probability=grayscale_probability)
+    if blur_probability:
+        x = gaussian_blur(x, blur_seed, sigma=blur_sigma, probability=blur_probability)
+    if noise:
+        x += tf.random.stateless_normal(tf.shape(x), seed=noise_seed, stddev=noise)
+    x = tf.clip_by_value(x, 0.0, 255.0)
+    return tf.cast(tf.round(x), images.dtype) if images.dtype.is_integer else tf.cast(x, images.dtype)
+
+
+def simclr_views(images, seed, **augmentation):
+    """Two independent views ``(view1, view2)`` of a batch: ``simclr_augment`` under two seeds split from ``seed``."""
+    first, second = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    return simclr_augment(images, first, **augmentation), simclr_augment(images, second, **augmentation)
+
+
+def simclr_pipeline(images, *, batch_size, seed=None, **augmentation):
+    """Unlabelled uint8 ``images`` as a ``tf.data.Dataset`` of ``(view1, view2)`` float32 batches.
+
+    Shuffled every epoch, batched (dropping the last partial batch, so every
+    anchor has the same number of negatives), two views augmented per batch
+    in one vectorised map, prefetched. Reproducible under a ``seed``.
+    """
+    batches = make_pipeline(images, np.zeros(len(images), np.int64), batch_size=batch_size, training=True,
+                            seed=seed, crop_padding=0, flip=False)  # shuffled float32 batches; labels unused
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    views = tf.data.Dataset.zip((batches, seeds)).map(
+        lambda batch, batch_seed: simclr_views(batch[0], batch_seed, **augmentation),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None,
+    )
+    return views.prefetch(tf.data.AUTOTUNE)
+
+
+# === The training wrapper ===
+
+
+class SimCLR(keras.Model):
+    """An encoder and a projection head trained by ``fit`` on batches of two views.
+
+    ``train_step`` encodes both views in one pass (BatchNorm sees the whole
+    2N batch), projects them and minimises the NT-Xent loss; the negatives are
+    the whole global batch under any ``tf.distribute`` strategy, and the
+    head's BatchNorm is synchronised across replicas (the paper's global BN;
+    BatchNorm layers inside the encoder keep per-replica statistics). It logs
+    ``loss`` and ``contrastive_accuracy``. The encoder is ``.network``: what
+    the engine's checkpoints save and what ``call`` runs; the projection head
+    is only used for training, as in the paper.
+
+    Args:
+        encoder: a model mapping raw 0..255 images to a feature vector, e.g.
+            ``kvision.models.common.classifier_backbone(build(name, shape, 1))``.
+        projection_dim: size of the projection the loss compares.
+        hidden_dim: width of the head's hidden layer; default the encoder's
+            feature size.
+        temperature: NT-Xent temperature.
+    """
+
+    def __init__(self, encoder, *, projection_dim=128, hidden_dim=None, temperature=0.1, **kwargs):
+        super().__init__(**kwargs)
+        require(len(encoder.output_shape) == 2, "The encoder must output a feature vector (batch, features).",
+                output_shape=encoder.output_shape)
+        require(is_positive_int(projection_dim), "projection_dim must be a positive integer.",
+                projection_dim=projection_dim)
+        require(hidden_dim is None or is_positive_int(hidden_dim), "hidden_dim must be a positive integer or None.",
+                hidden_dim=hidden_dim)
+        require(isinstance(temperature, (int, float)) and temperature > 0, "temperature must be positive.",
+                temperature=temperature)
+        features = encoder.output_shape[-1]
+        self.network = encoder
+        self.projection = keras.Sequential([
+            keras.Input((features,)),
+            layers.Dense(hidden_dim or features, use_bias=False, name="projection_hidden"),
+            layers.BatchNormalization(synchronized=True, name="projection_bn"),
+            layers.ReLU(name="projection_relu"),
+            layers.Dense(projection_dim, dtype="float32", name="projection_out"),
+        ], name="projection_head")
+        self.temperature = float(temperature)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in ("loss", "contrastive_accuracy")}
+        self.built = True  # the encoder and head are built functional models
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, inputs, training=False):
+        """The encoder's features of raw 0..255 images."""
+        return self.network(inputs, training=training)
+
+    def _contrast(self, data, training):
+        """Per-anchor losses and hits of a ``(view1, view2)`` batch."""
+        view1, view2 = data[0], data[1]
+        count = tf.shape(view1)[0]
+        z = self.projection(self.network(tf.concat([view1, view2], 0), training=training), training=training)
+        return contrastive_terms(z[:count], z[count:], self.temperature)
+
+    def _record(self, losses, hits):
+        self.trackers["loss"].update_state(losses)
+        self.trackers["contrastive_accuracy"].update_state(hits)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            losses, hits = self._contrast(data, training=True)
+            loss = tf.nn.compute_average_loss(losses)  # mean over the global batch's 2N anchors
+            if self.losses:  # L2 weight decay (kvision.train.apply_weight_decay)
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+            scaled = self.optimizer.scale_loss(loss)
+        weights = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(scaled, weights), weights))
+        return self._record(losses, hits)
+
+    def test_step(self, data):
+        return self._record(*self._contrast(data, training=False))
+
+
+def fit_simclr(
+    encoder_fn,
+    images,
+    *,
+    run_dir,
+    epochs=100,
+    batch_size=256,
+    optimizer="adamw",
+    learning_rate=1e-3,
+    momentum=0.9,
+    weight_decay=1e-4,
+    schedule="cosine",
+    warmup_epochs=0,
+    temperature=0.1,
+    projection_dim=128,
+    hidden_dim=None,
+    augmentation=None,
+    seed=None,
+    mixed_precision=False,
+    xla=False,
+    steps_per_execution=1,
+    strategy=None,
+    callbacks=(),
+    verbose=None,
+):
+    """Pretrain the encoder ``encoder_fn()`` builds with SimCLR on unlabelled ``images``.
+
+    ``batch_size`` is per replica (the paper's large batches give more
+    negatives; the global batch is ``batch_size × replicas``). Runs through
+    the engine's ``fit_run``: TensorBoard, CSV history, resumable from
+    ``run_dir`` when killed, and ``checkpoints/best.keras`` (lowest loss) and
+    ``last.keras`` holding the encoder alone. Called again on a finished run,
+    it loads the last checkpoint instead of training.
+
+    Args:
+        encoder_fn: zero-argument callable returning an encoder (raw 0..255
+            images → feature vector); called inside the strategy scope.
+        images: uint8 ``(N, H, W, C)``; labels, if any, are not used.
+        run_dir: where logs, checkpoints and the backup go.
+        optimizer, learning_rate, momentum, weight_decay, schedule,
+            warmup_epochs: as for ``kvision.train.fit_classifier``.
+        temperature, projection_dim, hidden_dim: see ``SimCLR``.
+        augmentation: keyword arguments of ``simclr_augment``.
+        seed: seeds weights, shuffling and augmentation.
+        mixed_precision: build under ``mixed_float16`` with dynamic loss scaling.
+        xla: compile the train step with XLA.
+
+    Returns:
+        A ``TrainResult`` whose ``model`` is the trained encoder.
+    """
+    check_split(images, np.zeros(len(images)), "fit_simclr")
+    strategy = strategy or get_strategy()
+    global_batch = global_batch_size(strategy, batch_size, len(images))
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        model = build_with_policy(
+            lambda: SimCLR(encoder_fn(), projection_dim=projection_dim, hidden_dim=hidden_dim, temperature=temperature),
+            mixed_precision,
+        )
+        if optimizer != "adamw":
+            apply_weight_decay(model, weight_decay)
+        lr = make_schedule(schedule, learning_rate, steps_per_epoch=len(images) // global_batch, epochs=epochs,
+                           warmup_epochs=warmup_epochs)
+        model.compile(optimizer=make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay),
+                      jit_compile=xla, steps_per_execution=steps_per_execution)
+        model.optimizer.build(model.trainable_variables)  # slots in the strategy scope, not in the first step
+    paths = run_paths(run_dir)
+    if completed_epochs(run_dir) >= epochs and paths["last"].exists():
+        print(f"{run_dir}: pretraining finished earlier ({epochs} epochs); loading its last checkpoint")
+        model.network.load_weights(paths["last"])
+        best = paths["best"] if paths["best"].exists() else None
+        return TrainResult(model.network, {}, Path(run_dir), strategy, best)
+    dataset = simclr_pipeline(images, batch_size=global_batch, seed=seed, **(augmentation or {}))
+    return fit_run(model, dataset, None, run_dir=run_dir, epochs=epochs, monitor="loss", mode="min",
+                   strategy=strategy, callbacks=callbacks, verbose=verbose)
+
+
+# === Evaluation ===
+
+
+def encode(encoder, images, *, batch_size=256):
+    """Features of ``encoder`` (in inference mode) on uint8 ``images``, in order, float32 ``(N, D)``."""
+    dataset = tf.data.Dataset.from_tensor_slices(images).batch(batch_size).map(lambda x: tf.cast(x, tf.float32))
+    return np.asarray(encoder.predict(dataset.prefetch(tf.data.AUTOTUNE), verbose=0), np.float32)
+
+
+def linear_probe(encoder, train, test, *, epochs=30, batch_size=256, learning_rate=1e-3, verbose=0):
+    """Test accuracy of a linear softmax classifier on the frozen ``encoder``'s features.
+
+    SimCLR's standard evaluation: the features of both splits are computed
+    once, standardised with the training features' mean and standard
+    deviation, and one ``Dense`` layer is trained on them with Adam. Much
+    faster than training through the encoder (``kvision.train.finetune``).
+
+    Args:
+        encoder: raw 0..255 images → feature vector.
+        train, test: ``(uint8 images NHWC, int labels)``.
+        epochs, batch_size, learning_rate: of the linear classifier.
+        verbose: Keras' ``fit`` verbosity.
+
+    Returns:
+        The test accuracy, a float in [0, 1].
+    """
+    for name, (images, labels) in (("train", train), ("test", test)):
+        check_split(images, labels, f"linear_probe ({name} split)")
+    features = encode(encoder, train[0], batch_size=batch_size)
+    test_features = encode(encoder, test[0], batch_size=batch_size)
+    mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
+    num_classes = int(max(train[1].max(), test[1].max())) + 1
+    probe = keras.Sequential([
+        keras.Input((features.shape[1],)),
+        layers.Dense(num_classes, kernel_initializer="zeros", name="logits"),  # convex problem: zeros are a fine start
+    ], name="linear_probe")
+    probe.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    probe.fit((features - mean) / std, train[1], epochs=epochs, batch_size=batch_size, verbose=verbose)
+    return float(probe.evaluate((test_features - mean) / std, test[1], verbose=0, return_dict=True)["accuracy"])

@@ -1,0 +1,289 @@
+"""SimCLR: self-supervised pretraining, then a linear probe and fine-tuning on a few labels.
+
+    python recipes/simclr.py                                   # cnn on Fashion-MNIST, 1% and 10% of the labels
+    python recipes/simclr.py --model resnet20 --epochs 200 --batch-size 512
+    python recipes/simclr.py --shares 0.01 0.05 0.1            # re-run: finished phases are skipped, 5% is added
+
+Phases, each recorded in <run-dir>/results.json when done and skipped when
+the recipe runs again (a killed training resumes at its last epoch). A run
+directory keeps its settings: only ``--shares`` (and paths) may change.
+
+1. ``pretrain``: SimCLR (Chen et al. 2020, https://arxiv.org/abs/2002.05709)
+   on the training images without their labels; the encoder (the classifier
+   ``--model`` without its logits layer) is <run-dir>/pretrain/checkpoints/last.keras.
+2. ``probe_simclr`` / ``probe_random``: linear-probe test accuracy of the
+   SimCLR encoder and of the same architecture at its random initialisation
+   (initialised with the same seed): one softmax layer on frozen features.
+3. For each ``--shares`` s, a class-balanced, seeded s-share of the training
+   labels: ``finetune_<s>`` fine-tunes the SimCLR encoder with a new head
+   (``kvision.train.finetune.fine_tune``: the head alone on the frozen encoder
+   for ``--head-share`` of the epochs, then everything, BatchNorm frozen) and
+   ``scratch_<s>`` trains the same architecture from random weights, with the
+   same epochs, batch, optimizer and augmentation. Budget: ``--finetune-epochs``,
+   raised so that a run takes at least ``--min-steps`` steps (1% of
+   Fashion-MNIST is only 4 batches of 128 an epoch), capped at ``--max-epochs``;
+   the batch shrinks to the subset when the subset is smaller.
+
+Defaults follow the SimCLR repository's CIFAR-10 command (colour jitter
+strength 0.5, temperature 0.5, no blur), with Adam(W) instead of LARS for
+batches of hundreds, and crops of at least 20% of the area for 28×28 images.
+
+Outputs: <run-dir>/ (config.json, results.json, pretrain/, finetune_<s>/,
+scratch_<s>/: TensorBoard logs, history.csv, checkpoints) and a printed table
+of test accuracies and seconds per phase.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import kvision
+from kvision.data import channel_stats, labelled_subset, load_dataset
+from kvision.evaluate import predict_logits
+from kvision.models import build, get_builder, list_models
+from kvision.models.common import classifier_backbone
+from kvision.train import get_strategy, is_chief
+from kvision.train.cli import add_speed_arguments, run_recipe
+from kvision.train.engine import OPTIMIZERS
+from kvision.train.finetune import fine_tune, fit_or_load
+from kvision.train.simclr import fit_simclr, linear_probe
+
+# Flags that do not change any result: a run directory accepts them changed.
+NEUTRAL_FLAGS = ("shares", "run_dir", "data_dir", "no_download", "xla")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, and each flag's default."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, mnist, cifar10 or cifar100")
+    data.add_argument("--data-dir", help="a local copy of the dataset (see recipes/classification.py --help)")
+    data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", default="cnn", help=f"one of: {', '.join(list_models('classifier'))}")
+    model.add_argument("--projection-dim", type=int, default=128, help="output size of the projection head")
+    model.add_argument("--hidden-dim", type=int,
+                       help="hidden width of the projection head; None: the encoder's feature size")
+
+    pretrain = parser.add_argument_group("pretraining")
+    pretrain.add_argument("--epochs", type=int, default=50, help="SimCLR epochs")
+    pretrain.add_argument("--pretrain-images", type=int, help="pretrain on the first N training images; None: all")
+    pretrain.add_argument("--batch-size", type=int, default=256, help="per replica; negatives: 2 × global batch − 2")
+    pretrain.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw", help="of the pretraining")
+    pretrain.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, cosine decay")
+    pretrain.add_argument("--weight-decay", type=float, default=1e-4, help="decoupled for adamw")
+    pretrain.add_argument("--warmup-epochs", type=float, default=0.0, help="linear learning-rate warm-up")
+    pretrain.add_argument("--temperature", type=float, default=0.5, help="NT-Xent temperature")
+    pretrain.add_argument("--crop-scale", type=float, default=0.2, help="smallest crop, share of the image area")
+    pretrain.add_argument("--jitter", type=float, default=0.5, help="colour jitter strength; 0: off")
+    pretrain.add_argument("--blur", type=float, default=0.0, help="probability of a Gaussian blur")
+    pretrain.add_argument("--noise", type=float, default=0.0, help="std of Gaussian pixel noise, 0..255 scale")
+    pretrain.add_argument("--no-flip", dest="flip", action="store_false",
+                          help="no horizontal flips (pretraining and fine-tuning)")
+
+    evaluation = parser.add_argument_group("evaluation")
+    evaluation.add_argument("--probe-epochs", type=int, default=30, help="epochs of the linear probes")
+    evaluation.add_argument("--shares", type=float, nargs="+", default=[0.01, 0.1],
+                            help="shares of the training labels to fine-tune on")
+    evaluation.add_argument("--finetune-epochs", type=int, default=20,
+                            help="epochs of both arms, before the two limits below")
+    evaluation.add_argument("--min-steps", type=int, default=500, help="more epochs, up to this many steps")
+    evaluation.add_argument("--max-epochs", type=int, default=100, help="but never more epochs than this")
+    evaluation.add_argument("--head-share", type=float, default=0.2,
+                            help="share of the fine-tuning epochs that train the head alone")
+    evaluation.add_argument("--finetune-batch-size", type=int, default=128, help="per replica")
+    evaluation.add_argument("--finetune-lr", type=float, default=1e-3,
+                            help="Adam learning rate from scratch and when fine-tuning everything")
+    evaluation.add_argument("--head-lr", type=float, default=1e-2, help="Adam learning rate of the head phase")
+    evaluation.add_argument("--crop-padding", type=int, default=0, help="pad-and-crop augmentation of both arms")
+    add_speed_arguments(parser)
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0, help="seeds weights, subsets, shuffling and augmentation")
+    run.add_argument("--run-dir", help="all outputs; a re-run resumes here; None: runs/<dataset>_<model>_simclr")
+    return parser
+
+
+def open_results(run_dir, settings):
+    """The results.json of ``run_dir`` (a fresh one if none), refused when recorded with other settings."""
+    path = run_dir / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {"settings": settings, "phases": {}}
+    changed = {key: value for key, value in settings.items() if results["settings"].get(key) != value}
+    if changed:
+        recorded = {key: results["settings"].get(key) for key in changed}
+        raise kvision.ModelError(
+            f"{path} holds results of other settings; use the same flags or a new --run-dir. "
+            f"Expected: {recorded}. Received: {changed}"
+        )
+    return results
+
+
+def save_results(run_dir, results):
+    """Write results.json atomically (a killed run never leaves half a file); only the chief writes."""
+    if is_chief():
+        tmp = run_dir / ".results.json.tmp"
+        tmp.write_text(json.dumps(results, indent=2))
+        os.replace(tmp, run_dir / "results.json")
+
+
+def timed_phase(run_dir, results, key, fn, start=None):
+    """``results["phases"][key]`` from an earlier run, else ``fn()`` timed from ``start`` (default: now), saved."""
+    if key in results["phases"]:
+        print(f"{key}: done earlier, skipped")
+    else:
+        start = time.time() if start is None else start
+        results["phases"][key] = {**fn(), "seconds": round(time.time() - start, 1)}
+        save_results(run_dir, results)
+    return results["phases"][key]
+
+
+def accuracy(model, test):
+    return float(np.mean(predict_logits(model, test[0]).argmax(axis=1) == test[1]))
+
+
+def budget(examples, batch_size, replicas, args):
+    """Epochs of both arms on ``examples`` labels: --finetune-epochs, ≥ --min-steps steps, ≤ --max-epochs."""
+    steps_per_epoch = max(1, examples // (batch_size * replicas))
+    return min(args.max_epochs, max(args.finetune_epochs, math.ceil(args.min_steps / steps_per_epoch)))
+
+
+def run(args):
+    get_builder(args.model, "classifier")  # fail on an unknown name before loading any data
+    strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
+    dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    train, test = dataset.train, dataset.test
+    mean, std = channel_stats(train[0])
+
+    def encoder_fn():
+        return classifier_backbone(build(args.model, dataset.image_shape, 1, mean=mean, std=std),
+                                   name=f"{args.model}_backbone")
+
+    def classifier_fn():
+        return build(args.model, dataset.image_shape, dataset.num_classes, mean=mean, std=std)
+
+    encoder_fn()  # fail on an image size the model cannot take, before any output
+    subsets = {share: labelled_subset(*train, share, seed=args.seed) for share in args.shares}
+    run_dir = Path(args.run_dir or f"runs/{args.dataset}_{args.model}_simclr")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    results = open_results(run_dir, {k: v for k, v in vars(args).items() if k not in NEUTRAL_FLAGS})
+    if is_chief():
+        config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    print(f"data: {dataset.name} from {dataset.origin}: {len(train[0])} train (labels unused in pretraining), "
+          f"{len(test[0])} test, {dataset.image_shape}")
+
+    unlabelled = train[0][: args.pretrain_images]
+    start = time.time()
+    pretrained = fit_simclr(  # a finished run is loaded, not trained again
+        encoder_fn, unlabelled, run_dir=run_dir / "pretrain", epochs=args.epochs, batch_size=args.batch_size,
+        optimizer=args.optimizer, learning_rate=args.lr, weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs, temperature=args.temperature, projection_dim=args.projection_dim,
+        hidden_dim=args.hidden_dim, seed=args.seed, mixed_precision=args.mixed_precision, xla=args.xla,
+        strategy=strategy,
+        augmentation=dict(crop_scale=(args.crop_scale, 1.0), flip=args.flip, jitter=args.jitter,
+                          blur_probability=args.blur, noise=args.noise),
+    )
+    encoder_path = run_dir / "pretrain" / "checkpoints" / "last.keras"
+    timed_phase(run_dir, results, "pretrain", lambda: {
+        "epochs": args.epochs,
+        "images": len(unlabelled),
+        "loss": pretrained.history.get("loss", [None])[-1],
+        "contrastive_accuracy": pretrained.history.get("contrastive_accuracy", [None])[-1],
+        "encoder": str(encoder_path),
+    }, start)
+
+    def random_encoder():
+        keras.utils.set_random_seed(args.seed)  # initialised with the seed pretraining started from
+        return encoder_fn()
+
+    timed_phase(run_dir, results, "probe_simclr", lambda: {
+        "test_accuracy": linear_probe(pretrained.model, train, test, epochs=args.probe_epochs)})
+    timed_phase(run_dir, results, "probe_random", lambda: {
+        "test_accuracy": linear_probe(random_encoder(), train, test, epochs=args.probe_epochs)})
+
+    for share, subset in subsets.items():
+        batch_size = min(args.finetune_batch_size, len(subset[0]) // strategy.num_replicas_in_sync)
+        epochs = budget(len(subset[0]), batch_size, strategy.num_replicas_in_sync, args)
+        head_epochs = round(args.head_share * epochs)
+        fit_options = dict(batch_size=batch_size, optimizer="adam", crop_padding=args.crop_padding, flip=args.flip,
+                           seed=args.seed, mixed_precision=args.mixed_precision, xla=args.xla, strategy=strategy)
+        labels = {"labels": len(subset[0]), "epochs": epochs, "batch_size": batch_size}
+
+        def fine_tuned():
+            result = fine_tune(encoder_path, subset, run_dir=run_dir / f"finetune_{share:g}",
+                               num_classes=dataset.num_classes, head_epochs=head_epochs, epochs=epochs - head_epochs,
+                               head_learning_rate=args.head_lr, learning_rate=args.finetune_lr, **fit_options)
+            return {**labels, "head_epochs": head_epochs, "test_accuracy": accuracy(result.model, test)}
+
+        def from_scratch():
+            result = fit_or_load(classifier_fn, subset, run_dir=run_dir / f"scratch_{share:g}", epochs=epochs,
+                                 learning_rate=args.finetune_lr, **fit_options)
+            return {**labels, "test_accuracy": accuracy(result.model, test)}
+
+        timed_phase(run_dir, results, f"finetune_{share:g}", fine_tuned)
+        timed_phase(run_dir, results, f"scratch_{share:g}", from_scratch)
+
+    results["summary"] = summarise(results["phases"], args, dataset, run_dir)
+    save_results(run_dir, results)
+    print_table(results["phases"], args)
+    print(json.dumps(results["summary"], indent=2))
+    return results["summary"]
+
+
+def summarise(phases, args, dataset, run_dir):
+    """The comparisons the recipe is for: SimCLR vs random init (probe) and vs from scratch (per share)."""
+    simclr, random = phases["probe_simclr"]["test_accuracy"], phases["probe_random"]["test_accuracy"]
+    shares = {}
+    for share in args.shares:
+        tuned, scratch = phases[f"finetune_{share:g}"], phases[f"scratch_{share:g}"]
+        shares[f"{share:g}"] = {
+            "labels": tuned["labels"], "epochs": tuned["epochs"],
+            "finetune_accuracy": tuned["test_accuracy"], "scratch_accuracy": scratch["test_accuracy"],
+            "gain_points": round(100 * (tuned["test_accuracy"] - scratch["test_accuracy"]), 2),
+        }
+    return {
+        "model": args.model,
+        "dataset": dataset.name,
+        "pretrain_epochs": args.epochs,
+        "linear_probe": {"simclr": simclr, "random_init": random, "gain_points": round(100 * (simclr - random), 2)},
+        "shares": shares,
+        "seconds": round(sum(phase["seconds"] for phase in phases.values()), 1),
+        "run_dir": str(run_dir),
+    }
+
+
+def print_table(phases, args):
+    rows = [("pretrain (SimCLR, no labels)", None, phases["pretrain"]),
+            ("linear probe: SimCLR encoder", None, phases["probe_simclr"]),
+            ("linear probe: random-init encoder", None, phases["probe_random"])]
+    for share in args.shares:
+        for arm, label in (("finetune", "fine-tuned SimCLR"), ("scratch", "from scratch")):
+            phase = phases[f"{arm}_{share:g}"]
+            detail = f"{phase['labels']} labels, {phase['epochs']} epochs"
+            rows.append((f"{label}, {100 * share:g}% labels", detail, phase))
+    print(f"\n{'phase':<36} {'budget':<28} {'test accuracy':>13} {'seconds':>9}")
+    for name, detail, phase in rows:
+        accuracy = phase.get("test_accuracy")
+        shown = "-" if accuracy is None else f"{accuracy:.4f}"
+        print(f"{name:<36} {detail or '':<28} {shown:>13} {phase['seconds']:>9.1f}")
+    print()
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    return run_recipe(run, args)
+
+
+if __name__ == "__main__":
+    main()

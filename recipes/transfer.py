@@ -1,0 +1,225 @@
+"""Transfer learning: fine-tuning a pretrained backbone vs training from scratch, with few labels.
+
+    python recipes/transfer.py                                   # cnn on Fashion-MNIST, classes 0-4 → 5-9
+    python recipes/transfer.py --model resnet20 --shares 0.01 0.05 0.2
+    python recipes/transfer.py --trainable head --epochs 0       # linear probe of the pretrained features
+    python recipes/transfer.py --data-dir ~/data/fashion-mnist   # the four IDX .gz files
+
+1. Pretrain ``--model`` on the training images of ``--source-classes``
+   (``--validation-size`` of them held out to pick the best epoch).
+2. For each share of ``--shares``, take that class-balanced, seeded share of
+   the training images of ``--target-classes`` as the labelled data, and on it
+   * fine-tune the pretrained backbone (``kvision.train.fine_tune``): a new
+     head on the frozen backbone for ``--head-epochs`` at ``--head-lr``, then
+     the ``--trainable`` stages with it for ``--epochs`` at ``--finetune-lr``,
+     BatchNormalization frozen;
+   * train the same architecture from scratch for ``--head-epochs + --epochs``
+     epochs at ``--lr``: same labels, augmentation and epoch budget.
+3. Evaluate both on every test image of the target classes.
+
+No validation data is carved from a share: each run trains a fixed budget
+and its last epoch is evaluated, so the test images choose nothing. A small
+share has few optimisation steps per epoch, so both runs of a share train
+``scale ×`` the epochs above, ``scale = ceil(--min-steps / (steps per epoch ×
+(--head-epochs + --epochs)))`` clipped to ``[1, --max-scale]`` (e.g. 1% of
+Fashion-MNIST's 30 000 target images: 300 labels, 2 steps of 128 per epoch);
+a share smaller than one batch trains on batches of all its labels.
+
+Re-running with the same ``--run-dir`` resumes: finished runs are loaded,
+not trained again (an interrupted one resumes at its last epoch), shares
+already in results.json are kept, and other settings than ``--shares`` are
+refused (use a new ``--run-dir``).
+
+Outputs: ``<run-dir>/`` config.json, pretrain/, share_<s>/finetune/{head,finetune}/,
+share_<s>/scratch/ (TensorBoard logs, checkpoints, history.csv each) and
+results.json; the table of results is printed.
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import kvision
+from kvision.data import channel_stats, labelled_subset, load_dataset, select_classes, train_validation_split
+from kvision.evaluate import predict_logits
+from kvision.models import build, get_builder, list_models
+from kvision.train import get_strategy, is_chief
+from kvision.train.cli import add_speed_arguments, run_recipe
+from kvision.train.engine import OPTIMIZERS
+from kvision.train.finetune import check_trainable, fine_tune, fit_or_load, result_checkpoint
+
+KEPT_ON_RESUME = ("shares", "no_download")  # settings a resumed run may change
+
+
+def trainable_arg(value):
+    """``--trainable``: all, head or a number of stages."""
+    return int(value) if value.isdigit() else value
+
+
+def size_arg(value):
+    """``--validation-size``: a count (``3000``) or a fraction (``0.1``)."""
+    return float(value) if "." in value else int(value)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="fashion_mnist", help="any labelled dataset of recipes/classification.py (default: %(default)s)")
+    data.add_argument("--data-dir", help="a local copy of the dataset (see recipes/classification.py --help)")
+    data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
+    data.add_argument("--source-classes", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="pretraining classes (default: %(default)s)")
+    data.add_argument("--target-classes", type=int, nargs="+", default=[5, 6, 7, 8, 9], help="fine-tuning classes (default: %(default)s)")
+    data.add_argument("--shares", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="labelled shares of the target training images (default: %(default)s)")
+    data.add_argument("--validation-size", type=size_arg, default=0.1, help="source images held out in pretraining, a count or a fraction (default: %(default)s)")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", default="cnn", help=f"one of: {', '.join(list_models('classifier'))} (default: %(default)s)")
+    model.add_argument("--trainable", type=trainable_arg, default="all", help="what fine-tuning unfreezes: all, head or the last N stages (default: %(default)s)")
+    model.add_argument("--dropout", type=float, default=0.0, help="dropout before the new head (default: %(default)s)")
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--pretrain-epochs", type=int, default=10, help="(default: %(default)s)")
+    optim.add_argument("--head-epochs", type=int, default=2, help="phase 1 of fine-tuning, before scaling (default: %(default)s)")
+    optim.add_argument("--epochs", type=int, default=8, help="phase 2 of fine-tuning, before scaling (default: %(default)s)")
+    optim.add_argument("--lr", type=float, default=0.05, help="pretraining and from-scratch peak learning rate (default: %(default)s)")
+    optim.add_argument("--head-lr", type=float, default=0.05, help="phase 1 (default: %(default)s)")
+    optim.add_argument("--finetune-lr", type=float, default=0.005, help="phase 2 (default: %(default)s)")
+    optim.add_argument("--min-steps", type=int, default=1000, help="optimisation steps a share's runs get at least, up to --max-scale (default: %(default)s)")
+    optim.add_argument("--max-scale", type=int, default=20, help="most a share's epochs are multiplied by (default: %(default)s)")
+    optim.add_argument("--batch-size", type=int, default=128, help="per replica (default: %(default)s)")
+    optim.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: %(default)s)")
+    optim.add_argument("--weight-decay", type=float, default=1e-4, help="(default: %(default)s)")
+
+    augment = parser.add_argument_group("augmentation")
+    augment.add_argument("--crop-padding", type=int, default=0, help="pad-and-random-crop padding, pixels (default: %(default)s)")
+    augment.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
+
+    add_speed_arguments(parser)
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0, help="seeds the label shares, weights and shuffling (default: %(default)s)")
+    run.add_argument("--run-dir", help="where everything goes; a re-run resumes from here (default: runs/transfer_<dataset>_<model>)")
+    return parser
+
+
+def epoch_scale(num_labels, batch_size, epochs, min_steps, max_scale):
+    """How many times ``epochs`` a share trains: ``min_steps`` optimisation steps, clipped to ``[1, max_scale]``."""
+    steps = max(1, num_labels // batch_size) * epochs
+    return max(1, min(max_scale, math.ceil(min_steps / steps)))
+
+
+def accuracy(model, images, labels):
+    return float((predict_logits(model, images).argmax(axis=1) == labels).mean())
+
+
+def load_previous(run_dir, config):
+    """results.json of an earlier run with these settings, or an empty one; other settings raise."""
+    config_path, results_path = run_dir / "config.json", run_dir / "results.json"
+    if config_path.exists():
+        old = json.loads(config_path.read_text())
+        changed = sorted(k for k in config if k not in KEPT_ON_RESUME and old.get(k) != config[k])
+        if changed:
+            raise kvision.KvisionError(
+                f"{run_dir} holds a run with other settings; use a new --run-dir to change them. "
+                f"Received: {', '.join(f'{k}={config[k]!r} (was {old.get(k)!r})' for k in changed)}"
+            )
+    return json.loads(results_path.read_text()) if results_path.exists() else {"shares": []}
+
+
+def run(args):
+    """Pretrain, fine-tune and train from scratch for every share; returns the results it writes."""
+    get_builder(args.model, "classifier")  # fail on a bad name or option before loading any data
+    check_trainable(args.trainable)
+    strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
+    dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    source, target = (select_classes(*dataset.train, c) for c in (args.source_classes, args.target_classes))
+    source_test, target_test = (select_classes(*dataset.test, c) for c in (args.source_classes, args.target_classes))
+    subsets = {share: labelled_subset(*target, share, seed=args.seed) for share in args.shares}
+    shape, replicas = dataset.image_shape, strategy.num_replicas_in_sync
+    run_dir = Path(args.run_dir or f"runs/transfer_{args.dataset}_{args.model}")
+    config = {k: v for k, v in vars(args).items() if k != "run_dir"}
+    results = load_previous(run_dir, config)
+    if is_chief():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps({**config, "command": " ".join(sys.argv)}, indent=2))
+    common = dict(optimizer=args.optimizer, weight_decay=args.weight_decay, crop_padding=args.crop_padding,
+                  flip=args.flip, seed=args.seed, mixed_precision=args.mixed_precision, xla=args.xla, strategy=strategy)
+
+    train, validation = train_validation_split(*source, args.validation_size, seed=args.seed)
+    mean, std = channel_stats(train[0])
+    validation = validation if len(validation[0]) else None
+    start = time.time()
+    pretrained = fit_or_load(
+        lambda: build(args.model, shape, len(args.source_classes), mean=mean, std=std), train, validation,
+        run_dir=run_dir / "pretrain", epochs=args.pretrain_epochs, batch_size=args.batch_size,
+        learning_rate=args.lr, **common,
+    )
+    results["pretrain"] = results.get("pretrain") or {
+        "classes": [dataset.class_names[c] for c in args.source_classes], "images": len(train[0]),
+        "test_accuracy": accuracy(pretrained.model, *source_test), "seconds": round(time.time() - start, 1),
+    }
+    checkpoint = result_checkpoint(run_dir / "pretrain", validation is not None)
+
+    done = {entry["share"]: entry for entry in results["shares"]}
+    for share in args.shares:
+        if share in done:
+            continue
+        labelled = subsets[share]
+        batch_size = max(1, min(args.batch_size, len(labelled[1]) // replicas))
+        scale = epoch_scale(len(labelled[1]), batch_size * replicas, args.head_epochs + args.epochs,
+                            args.min_steps, args.max_scale)
+        share_dir = run_dir / f"share_{share:g}"
+        start = time.time()
+        tuned = fine_tune(
+            checkpoint, labelled, run_dir=share_dir / "finetune", num_classes=len(args.target_classes),
+            dropout=args.dropout, head_epochs=args.head_epochs * scale, epochs=args.epochs * scale,
+            head_learning_rate=args.head_lr, learning_rate=args.finetune_lr, trainable=args.trainable,
+            batch_size=batch_size, **common,
+        )
+        tuned_seconds, start = time.time() - start, time.time()
+        share_mean, share_std = channel_stats(labelled[0])
+        scratch = fit_or_load(
+            lambda: build(args.model, shape, len(args.target_classes), mean=share_mean, std=share_std), labelled,
+            run_dir=share_dir / "scratch", epochs=(args.head_epochs + args.epochs) * scale, batch_size=batch_size,
+            learning_rate=args.lr, **common,
+        )
+        entry = {
+            "share": share, "labels": len(labelled[1]), "batch_size": batch_size * replicas,
+            "epochs": {"head": args.head_epochs * scale, "finetune": args.epochs * scale,
+                       "scratch": (args.head_epochs + args.epochs) * scale},
+            "finetune_accuracy": accuracy(tuned.model, *target_test),
+            "scratch_accuracy": accuracy(scratch.model, *target_test),
+            "seconds": {"finetune": round(tuned_seconds, 1), "scratch": round(time.time() - start, 1)},
+        }
+        entry["gain"] = entry["finetune_accuracy"] - entry["scratch_accuracy"]
+        done[share] = entry
+        results.update(dataset=dataset.name, model=args.model, test_images=len(target_test[1]),
+                       target_classes=[dataset.class_names[c] for c in args.target_classes],
+                       shares=sorted(done.values(), key=lambda e: e["share"]))
+        if is_chief():  # after every share, so an interrupted run keeps the finished ones
+            (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+    print_table(results)
+    return results
+
+
+def print_table(results):
+    print(f"\n{results['model']} pretrained on {', '.join(results['pretrain']['classes'])} "
+          f"(test accuracy {results['pretrain']['test_accuracy']:.4f}); "
+          f"{len(results['target_classes'])} target classes, {results['test_images']} test images")
+    print(f"{'share':>7} {'labels':>7} {'fine-tune':>10} {'scratch':>8} {'gain':>7} {'seconds':>13}")
+    for e in results["shares"]:
+        seconds = f"{e['seconds']['finetune']:.0f}+{e['seconds']['scratch']:.0f}"
+        print(f"{e['share']:>7.1%} {e['labels']:>7} {e['finetune_accuracy']:>10.4f} {e['scratch_accuracy']:>8.4f} "
+              f"{e['gain']:>+7.4f} {seconds:>13}")
+
+
+def main(argv=None):
+    """Parse ``argv`` and run; errors a user caused print one line."""
+    args = build_parser().parse_args(argv)
+    return run_recipe(run, args)
+
+
+if __name__ == "__main__":
+    main()
