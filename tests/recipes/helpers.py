@@ -1,7 +1,8 @@
-"""Running a recipe script as ``python recipes/<script> ARGS`` would, in this process.
+"""Running a recipe script as ``python recipes/<script> ARGS`` would: in a fresh interpreter, or in this process.
 
-For the quick cases (``--help``, bad input refused before any work) that do not
-need a fresh interpreter; end-to-end runs use a subprocess.
+End-to-end runs use a fresh interpreter (``run_recipe``); the quick cases
+(``--help``, bad input refused before any work) run in this process
+(``run_in_process``).
 """
 
 import io
@@ -12,6 +13,12 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_recipe(script, *args, cwd, timeout=300):
+    """``CompletedProcess`` of ``python recipes/<script> ARGS`` run in ``cwd``, output captured as text."""
+    command = [sys.executable, str(ROOT / "recipes" / script), *map(str, args)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
 def run_in_process(script, *args, cwd, monkeypatch):

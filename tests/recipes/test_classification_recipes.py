@@ -1,9 +1,6 @@
 """The recipes, end to end on tiny files in the real formats, as a user runs them."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,16 +9,7 @@ import tensorflow as tf
 
 from tests.data.writers import CIFAR10_NAMES, make_tar_gz, write_cifar10_binary, write_idx_dataset
 from tests.helpers import quadrant_examples
-from tests.recipes.helpers import run_in_process
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_recipe(script, *args, cwd):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "recipes" / script), *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
-    )
+from tests.recipes.helpers import ROOT, run_in_process, run_recipe
 
 
 @pytest.fixture(scope="module")

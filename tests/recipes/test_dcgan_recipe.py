@@ -1,8 +1,6 @@
 """recipes/dcgan.py end to end on tiny IDX files, as a user runs it."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,14 +8,7 @@ import tensorflow as tf
 
 from tests.data.writers import make_tar_gz, write_cifar10_binary, write_idx_dataset
 from tests.helpers import quadrant_examples, small_cnn
-from tests.recipes.helpers import run_in_process
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_dcgan(*args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "recipes" / "dcgan.py"), *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
+from tests.recipes.helpers import run_in_process, run_recipe
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +21,7 @@ def setup(tmp_path_factory):
 
 def test_conditional_dcgan_trains_measures_and_exports(setup):
     tmp, data = setup
-    result = run_dcgan("--data-dir", data, "--conditional", "--epochs", 1, "--batch-size", 32, "--fid-samples", 100,
+    result = run_recipe("dcgan.py", "--data-dir", data, "--conditional", "--epochs", 1, "--batch-size", 32, "--fid-samples", 100,
                        "--classifier", tmp / "classifier.keras", "--run-dir", tmp / "run", "--export-dir", tmp / "exports",
                        "--version", 3, cwd=tmp)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -51,7 +42,7 @@ def test_conditional_dcgan_trains_measures_and_exports(setup):
 def test_unconditional_dcgan_on_a_tiny_cifar10_archive(tmp_path):
     release = write_cifar10_binary(tmp_path / "release", per_batch=20, test_count=20, examples=quadrant_examples)
     archive = make_tar_gz(release.path, tmp_path / "cifar-10-binary.tar.gz")
-    result = run_dcgan("--dataset", "cifar10", "--data-dir", archive, "--epochs", 1, "--batch-size", 25,
+    result = run_recipe("dcgan.py", "--dataset", "cifar10", "--data-dir", archive, "--epochs", 1, "--batch-size", 25,
                        "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports", "--version", 1, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "note: no classifier at runs/cifar10_cnn/checkpoints/best.keras" in result.stdout

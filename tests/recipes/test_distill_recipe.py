@@ -1,9 +1,6 @@
 """recipes/distill.py end to end on tiny IDX files: four phases, their measurements, and a re-run that trains nothing."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -13,15 +10,9 @@ from kvision.export.tflite import TFLiteClassifier
 from kvision.train.prune import sparsity
 from tests.data.writers import write_idx_dataset
 from tests.helpers import quadrant_examples
-from tests.recipes.helpers import run_in_process
+from tests.recipes.helpers import run_in_process, run_recipe
 
-ROOT = Path(__file__).resolve().parents[2]
 PHASES = ("teacher", "student", "distilled", "pruned")
-
-
-def run_distill(*args, cwd):
-    return subprocess.run([sys.executable, str(ROOT / "recipes" / "distill.py"), *map(str, args)],
-                          cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +22,7 @@ def setup(tmp_path_factory):
     common = ["--data-dir", written.path, "--student", "cnn", "--teacher-model", "cnn", "--teacher-epochs", 1,
               "--student-epochs", 1, "--prune-epochs", 1, "--batch-size", 32, "--validation-size", 32,
               "--sparsity", 0.8, "--calibration-size", 32, "--run-dir", tmp / "run"]
-    first = run_distill(*common, cwd=tmp)
+    first = run_recipe("distill.py", *common, cwd=tmp)
     assert first.returncode == 0, first.stderr[-3000:]
     return tmp, written, common, first
 
@@ -69,7 +60,7 @@ def test_a_rerun_with_the_trained_teacher_retrains_nothing(setup):
     tmp, _, common, _ = setup
     before = json.loads((tmp / "run" / "results.json").read_text())["models"]
     teacher = tmp / "run" / "teacher" / "checkpoints" / "best.keras"
-    again = run_distill(*common, "--teacher", teacher, cwd=tmp)
+    again = run_recipe("distill.py", *common, "--teacher", teacher, cwd=tmp)
     assert again.returncode == 0, again.stderr[-3000:]
     for phase in PHASES[1:]:
         assert f"run/{phase}: training finished earlier (1 epochs)" in again.stdout

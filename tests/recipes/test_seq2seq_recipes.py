@@ -1,16 +1,13 @@
 """recipes/translate.py end to end on a small TSV corpus; g2p_cmudict.py's flags and refusals."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.recipes.helpers import run_in_process
+from tests.recipes.helpers import run_in_process, run_recipe
 
-ROOT = Path(__file__).resolve().parents[2]
 DIGITS = {"zero": "zéro", "one": "un", "two": "deux", "three": "trois", "four": "quatre", "five": "cinq"}
 
 
@@ -27,10 +24,11 @@ def write_corpus(path, count=600, seed=0):
 
 def test_translate_trains_evaluates_and_exports_a_servable_model(tmp_path):
     corpus = write_corpus(tmp_path / "digits.txt", count=400)
-    command = [sys.executable, str(ROOT / "recipes" / "translate.py"), "--pairs", corpus, "--epochs", 1,
-               "--units", 32, "--layers", 1, "--batch-size", 32, "--lr", 0.01, "--beam-width", 3, "--vocabulary-size", 40,
-               "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports", "--version", 7]
-    result = subprocess.run(list(map(str, command)), cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    result = run_recipe(
+        "translate.py", "--pairs", corpus, "--epochs", 1, "--units", 32, "--layers", 1, "--batch-size", 32,
+        "--lr", 0.01, "--beam-width", 3, "--vocabulary-size", 40, "--run-dir", tmp_path / "run",
+        "--export-dir", tmp_path / "exports", "--version", 7, cwd=tmp_path, timeout=400,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout[result.stdout.index("{\n"):])
     report = json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())

@@ -1,9 +1,6 @@
 """recipes/simclr.py end to end on tiny IDX files: pretraining, probes, fine-tuning vs scratch, resuming."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import pytest
@@ -11,9 +8,8 @@ import pytest
 from kvision.data import labelled_subset
 from tests.data.writers import write_idx_dataset
 from tests.helpers import quadrant_examples
-from tests.recipes.helpers import run_in_process
+from tests.recipes.helpers import run_in_process, run_recipe
 
-ROOT = Path(__file__).resolve().parents[2]
 # 256 training images of 4 classes; half of the labels ≈ 128, 7 or 8 batches of 16 an epoch: --min-steps 40 asks
 # for 5 or 6 epochs, more than --finetune-epochs 2, and --max-epochs caps it at 2 (1 of them for the head).
 TINY = ("--epochs", 1, "--batch-size", 32, "--probe-epochs", 3, "--shares", 0.5, "--finetune-epochs", 2,
@@ -25,11 +21,7 @@ def simclr_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("simclr")
     written = write_idx_dataset(tmp / "data", train_count=256, test_count=64, examples=quadrant_examples)
     data = written.path
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "recipes" / "simclr.py"), "--data-dir", str(data), *map(str, TINY),
-         "--run-dir", str(tmp / "run")],
-        cwd=tmp, capture_output=True, text=True, timeout=600,
-    )
+    result = run_recipe("simclr.py", "--data-dir", data, *TINY, "--run-dir", tmp / "run", cwd=tmp, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp, data, result, len(labelled_subset(*written.train, 0.5, seed=0)[0])
 

@@ -1,8 +1,6 @@
 """recipes/transfer.py end to end on tiny IDX files: pretrain, fine-tune vs scratch per share, resume."""
 
 import json
-import subprocess
-import sys
 
 import keras
 import pytest
@@ -10,7 +8,7 @@ import pytest
 from kvision.data import labelled_subset, select_classes
 from tests.data.writers import write_idx_dataset
 from tests.helpers import quadrant_examples
-from tests.recipes.helpers import ROOT, run_in_process
+from tests.recipes.helpers import run_in_process, run_recipe
 
 # Quadrant images have labels 0..3: pretrain on the top quadrants, transfer to the bottom ones.
 ARGS = ["--source-classes", 0, 1, "--target-classes", 2, 3, "--shares", 0.5, "--pretrain-epochs", 2,
@@ -18,18 +16,12 @@ ARGS = ["--source-classes", 0, 1, "--target-classes", 2, 3, "--shares", 0.5, "--
         "--validation-size", 20, "--head-lr", 0.1, "--finetune-lr", 0.01, "--run-dir", "run"]
 
 
-def run_transfer(cwd, *args):
-    result = subprocess.run([sys.executable, str(ROOT / "recipes" / "transfer.py"), *map(str, args)],
-                            cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
-
-
 @pytest.fixture(scope="module")
 def transfer_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("transfer")
     written = write_idx_dataset(tmp / "data", train_count=400, test_count=100, examples=quadrant_examples)
-    result = run_transfer(tmp, "--data-dir", written.path, *ARGS)
+    result = run_recipe("transfer.py", "--data-dir", written.path, *ARGS, cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
     return tmp, written, result
 
 
