@@ -1,12 +1,13 @@
 """Evaluation: metrics, reports and plots."""
 
-from kvision.evaluate.classification import classification_report, confusion_matrix, predict_logits
+from kvision.evaluate.classification import accuracy, classification_report, confusion_matrix, predict_logits
 from kvision.evaluate.plots import plot_attention, plot_confusion_matrix, plot_training_curves, read_history
 from kvision.evaluate.report import evaluate_classifier, log_to_tensorboard
 from kvision.evaluate.robustness import plot_robustness, robustness_report
 from kvision.evaluate.seq2seq import corpus_bleu, evaluate_seq2seq, sequence_error_rates
 
 __all__ = [
+    "accuracy",
     "classification_report",
     "confusion_matrix",
     "corpus_bleu",

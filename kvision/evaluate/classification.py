@@ -12,6 +12,12 @@ def predict_logits(model, images, *, batch_size=256):
     return np.asarray(model.predict(dataset.map(lambda x, y: x), verbose=0), np.float32)
 
 
+def accuracy(model, images, labels, *, batch_size=256):
+    """Share of uint8 ``images`` whose logits under ``model`` peak at their integer ``labels``, in [0, 1]."""
+    predictions = predict_logits(model, images, batch_size=batch_size).argmax(axis=1)
+    return float(np.mean(predictions == np.asarray(labels)))
+
+
 def confusion_matrix(labels, predictions, num_classes):
     """``cm[i, j]`` = number of examples of true class i predicted as class j."""
     cm = np.zeros((num_classes, num_classes), np.int64)

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from kvision.data import make_pipeline
 from kvision.data.dataset import check_labels
-from kvision.evaluate.classification import predict_logits
+from kvision.evaluate.classification import accuracy
 from kvision.evaluate.plots import plt  # with the headless backend plots.py chose
 from kvision.models.common import require
 from kvision.train.adversarial import check_attack, fgsm, pgd
@@ -63,7 +63,7 @@ def robustness_report(model, images, labels, *, epsilons=(0.0, 0.02, 0.05, 0.1, 
             tf.reduce_sum(tf.cast(tf.argmax(model(x, training=False), -1) == batch_labels, tf.int64)) for x in attacks
         ]
 
-    clean = float((predict_logits(model, images, batch_size=batch_size).argmax(1) == labels).mean())
+    clean = accuracy(model, images, labels, batch_size=batch_size)
     counts = np.zeros((len(epsilons), 2), np.int64)
     # One step per image and ε. A live bar on a terminal; in a log file, one line at the end.
     progress = keras.utils.Progbar(len(epsilons) * len(images), unit_name="image",

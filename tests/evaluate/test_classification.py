@@ -1,10 +1,11 @@
 import json
 
+import keras
 import numpy as np
 import pytest
 
 from kvision.errors import DataError
-from kvision.evaluate import classification_report, evaluate_classifier, plot_training_curves, read_history
+from kvision.evaluate import accuracy, classification_report, evaluate_classifier, plot_training_curves, read_history
 from tests.helpers import quadrant_images, small_cnn
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -34,6 +35,14 @@ def test_top5_and_never_predicted_classes():
     # classes 0..3 are in the top 5 by score; 4..8 tie at 0 with lower indices first; 9 is last.
     assert report["top5_accuracy"] == pytest.approx(0.5)
     assert report["per_class"]["5"]["precision"] == 0.0
+
+
+def test_accuracy_is_the_share_of_images_whose_logits_peak_at_their_label():
+    # Logits = the first two pixels: class 0 where the first is brighter.
+    model = keras.Sequential([keras.Input((1, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(2, use_bias=False)])
+    model.layers[-1].set_weights([np.eye(2, dtype="float32")])
+    images = np.array([[9, 1], [1, 9], [9, 1], [1, 9], [9, 1]], np.uint8).reshape(5, 1, 2, 1)
+    assert accuracy(model, images, np.array([0, 1, 1, 1, 0]), batch_size=2) == pytest.approx(0.8)
 
 
 def test_mismatched_logits_are_refused():
