@@ -9,6 +9,14 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless back
 import numpy as np  # noqa: E402
 
 
+def save_figure(fig, path):
+    """Lay ``fig`` out, save it to ``path`` as a 100-dpi PNG and free it; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
     """Row-normalised confusion matrix with counts in the cells, saved to ``path``."""
     cm = np.asarray(cm)
@@ -26,10 +34,7 @@ def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
         for i, j in np.ndindex(cm.shape):
             color = "white" if rates[i, j] > 0.5 else "black"
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=color)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _number(text):
@@ -62,10 +67,7 @@ def plot_training_curves(history, path):
         ax.set_title(name)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_attention(examples, path, *, columns=2):
@@ -83,7 +85,4 @@ def plot_attention(examples, path, *, columns=2):
         ax.set_yticks(np.arange(len(output)), output)
         ax.set_xlabel("source")
         ax.set_ylabel("output")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

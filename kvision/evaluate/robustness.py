@@ -15,7 +15,7 @@ import tensorflow as tf
 from kvision.data import make_pipeline
 from kvision.data.dataset import check_labels
 from kvision.evaluate.classification import accuracy
-from kvision.evaluate.plots import plt  # with the headless backend plots.py chose
+from kvision.evaluate.plots import plt, save_figure  # plt with the headless backend plots.py chose
 from kvision.models.common import require
 from kvision.train.adversarial import check_attack, fgsm, pgd
 
@@ -102,7 +102,4 @@ def plot_robustness(report, path):
     ax.set_title(f"Robustness ({report['num_examples']} examples)")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
