@@ -3,8 +3,15 @@
 from kvision.train.adversarial import AdversarialTraining, fgsm, pgd
 from kvision.train.callbacks import make_callbacks, run_paths
 from kvision.train.distill import Distiller, load_teacher
-from kvision.train.engine import TrainResult, apply_weight_decay, fit_classifier, make_optimizer
-from kvision.train.finetune import backbone_stages, fine_tune, fit_or_load, load_backbone, set_trainable, with_new_head
+from kvision.train.engine import (
+    TrainResult,
+    apply_weight_decay,
+    fit_classifier,
+    fit_or_load,
+    make_optimizer,
+    result_checkpoint,
+)
+from kvision.train.finetune import backbone_stages, fine_tune, load_backbone, set_trainable, with_new_head
 from kvision.train.prune import MagnitudePruning, model_sizes, sparsity
 from kvision.train.schedules import make_schedule
 from kvision.train.seq2seq import compile_seq2seq, fit_seq2seq
@@ -37,6 +44,7 @@ __all__ = [
     "model_sizes",
     "nt_xent_loss",
     "pgd",
+    "result_checkpoint",
     "run_paths",
     "set_trainable",
     "sparsity",

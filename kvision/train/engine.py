@@ -14,7 +14,7 @@ import keras
 
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
-from kvision.train.callbacks import make_callbacks, run_paths
+from kvision.train.callbacks import completed_epochs, make_callbacks, run_paths
 from kvision.train.schedules import make_schedule
 from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
 
@@ -201,5 +201,58 @@ def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, mode
         )
         if restore_best and val_ds is not None and best_path.exists():
             network.load_weights(best_path)
+    return run_result(network, history.history, run_dir, strategy)
+
+
+def run_result(network, history, run_dir, strategy):
+    """The ``TrainResult`` of a run in ``run_dir``, with its best checkpoint if it has one."""
     best_path = run_paths(run_dir)["best"]
-    return TrainResult(network, history.history, Path(run_dir), strategy, best_path if best_path.exists() else None)
+    return TrainResult(network, history, Path(run_dir), strategy, best_path if best_path.exists() else None)
+
+
+def result_checkpoint(run_dir, restored_best):
+    """The checkpoint holding what a run returned: best when it ``restored_best``, else last."""
+    return run_paths(run_dir)["best" if restored_best else "last"]
+
+
+def finished_checkpoint(run_dir, epochs, *, restored_best=True, early_stopping=False):
+    """The checkpoint of a finished training in ``run_dir``, to load instead of training again; else None.
+
+    A run is finished when its ``fit`` ended (no backup left) after
+    ``epochs`` epochs, or fewer with early stopping. Its checkpoint holds
+    what the training returned (``result_checkpoint``); None too when that
+    file is missing. Says on stdout when a finished run is found.
+    """
+    completed = completed_epochs(run_dir)
+    if completed < epochs and not (early_stopping and completed):
+        return None
+    checkpoint = result_checkpoint(run_dir, restored_best)
+    if not checkpoint.exists():
+        return None
+    print(f"{run_dir}: training finished earlier ({completed} epochs); loading {checkpoint.name}")
+    return checkpoint
+
+
+def fit_or_load(model_fn, train, validation=None, *, run_dir, epochs, **fit_options):
+    """``fit_classifier``, unless ``run_dir`` holds a finished run: then its trained network, loaded.
+
+    The network comes back as ``fit_classifier`` returned it: the best
+    checkpoint with validation data (and ``restore_best``), else the last
+    (see ``finished_checkpoint``). Its ``history`` is empty. So a recipe
+    that runs several trainings in turn skips, when re-run, the ones already
+    done.
+
+    Args:
+        model_fn, train, validation, run_dir, epochs, **fit_options: as for ``fit_classifier``.
+    """
+    checkpoint = finished_checkpoint(
+        run_dir, epochs, restored_best=validation is not None and fit_options.get("restore_best", True),
+        early_stopping=bool(fit_options.get("early_stopping_patience")),
+    )
+    if checkpoint is None:
+        return fit_classifier(model_fn, train, validation, run_dir=run_dir, epochs=epochs, **fit_options)
+    strategy = fit_options.get("strategy") or get_strategy()
+    with strategy.scope():
+        model = build_with_policy(model_fn, fit_options.get("mixed_precision", False))
+    model.load_weights(checkpoint)
+    return run_result(model, {}, run_dir, strategy)

@@ -27,8 +27,7 @@ from kvision.errors import ModelError
 from kvision.layers import preprocess
 from kvision.models import build, list_models
 from kvision.models.common import classifier_backbone, classifier_logits, is_positive_int, logits_layer, require
-from kvision.train.callbacks import completed_epochs, run_paths
-from kvision.train.engine import TrainResult, build_with_policy, fit_classifier
+from kvision.train.engine import fit_or_load, result_checkpoint
 from kvision.train.strategy import get_strategy
 
 # Per-channel (mean, std) on the 0..255 scale of the preprocessing each Keras
@@ -253,35 +252,6 @@ def set_trainable(model, trainable="all"):
         if isinstance(layer, layers.BatchNormalization):
             layer.trainable = False
     return model
-
-
-def fit_or_load(model_fn, train, validation=None, *, run_dir, epochs, **fit_options):
-    """``fit_classifier``, unless ``run_dir`` holds a finished run: then its trained network, loaded.
-
-    A run is finished when its ``fit`` ended (no backup left) after
-    ``epochs`` epochs, or fewer with early stopping. The network comes back
-    as ``fit_classifier`` returned it: the best checkpoint with validation
-    data (and ``restore_best``), else the last. Its ``history`` is empty.
-    So a recipe that runs several trainings in turn skips, when re-run, the
-    ones already done.
-    """
-    completed = completed_epochs(run_dir)
-    early_stopped = completed and fit_options.get("early_stopping_patience")
-    if completed < epochs and not early_stopped:
-        return fit_classifier(model_fn, train, validation, run_dir=run_dir, epochs=epochs, **fit_options)
-    paths = run_paths(run_dir)
-    checkpoint = result_checkpoint(run_dir, validation is not None and fit_options.get("restore_best", True))
-    print(f"{run_dir}: training finished earlier ({completed} epochs); loading {checkpoint.name}")
-    strategy = fit_options.get("strategy") or get_strategy()
-    with strategy.scope():
-        model = build_with_policy(model_fn, fit_options.get("mixed_precision", False))
-    model.load_weights(checkpoint)
-    return TrainResult(model, {}, Path(run_dir), strategy, paths["best"] if paths["best"].exists() else None)
-
-
-def result_checkpoint(run_dir, restored_best):
-    """The checkpoint holding what ``fit_classifier`` returned: best when it ``restored_best``, else last."""
-    return run_paths(run_dir)["best" if restored_best else "last"]
 
 
 def fine_tune(

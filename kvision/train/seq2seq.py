@@ -11,8 +11,7 @@ from pathlib import Path
 import keras
 
 from kvision.data.text import text_pipeline
-from kvision.train.callbacks import completed_epochs, run_paths
-from kvision.train.engine import TrainResult, build_with_policy, fit_run, make_optimizer
+from kvision.train.engine import build_with_policy, finished_checkpoint, fit_run, make_optimizer, run_result
 from kvision.train.schedules import make_schedule
 from kvision.train.strategy import get_strategy
 
@@ -86,13 +85,12 @@ def fit_seq2seq(
             warmup_epochs=min(warmup_epochs, epochs / 2),
         )
         compile_seq2seq(model, make_optimizer("adam", schedule, clipnorm=clipnorm), jit_compile=xla)
-    best_path = run_paths(run_dir)["best"]
-    if completed_epochs(run_dir) >= epochs and best_path.exists():
-        print(f"{run_dir}: training finished earlier ({epochs} epochs); loading its best checkpoint")
+    checkpoint = finished_checkpoint(run_dir, epochs)
+    if checkpoint is not None:
         with strategy.scope():
             model.optimizer.build(model.trainable_variables)  # so the checkpoint's optimizer state loads too
-        model.load_weights(best_path)
-        return TrainResult(model, {}, run_dir, strategy, best_path)
+        model.load_weights(checkpoint)
+        return run_result(model, {}, run_dir, strategy)
     return fit_run(
         model, train_ds, val_ds, run_dir=run_dir, epochs=epochs, monitor="val_token_accuracy",
         strategy=strategy, callbacks=callbacks, verbose=verbose,

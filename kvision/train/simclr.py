@@ -11,7 +11,6 @@ Everything here works on raw 0..255 images, as every kvision model does.
 """
 
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -22,8 +21,14 @@ from kvision.data import make_pipeline
 from kvision.data.augment import random_flip_left_right
 from kvision.data.dataset import check_split
 from kvision.models.common import is_positive_int, require
-from kvision.train.callbacks import completed_epochs, run_paths
-from kvision.train.engine import TrainResult, apply_weight_decay, build_with_policy, fit_run, make_optimizer
+from kvision.train.engine import (
+    apply_weight_decay,
+    build_with_policy,
+    finished_checkpoint,
+    fit_run,
+    make_optimizer,
+    run_result,
+)
 from kvision.train.schedules import make_schedule
 from kvision.train.strategy import get_strategy, global_batch_size
 
@@ -392,12 +397,10 @@ def fit_simclr(
         model.compile(optimizer=make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay),
                       jit_compile=xla, steps_per_execution=steps_per_execution)
         model.optimizer.build(model.trainable_variables)  # slots in the strategy scope, not in the first step
-    paths = run_paths(run_dir)
-    if completed_epochs(run_dir) >= epochs and paths["last"].exists():
-        print(f"{run_dir}: pretraining finished earlier ({epochs} epochs); loading its last checkpoint")
-        model.network.load_weights(paths["last"])
-        best = paths["best"] if paths["best"].exists() else None
-        return TrainResult(model.network, {}, Path(run_dir), strategy, best)
+    checkpoint = finished_checkpoint(run_dir, epochs, restored_best=False)
+    if checkpoint is not None:
+        model.network.load_weights(checkpoint)
+        return run_result(model.network, {}, run_dir, strategy)
     dataset = simclr_pipeline(images, batch_size=global_batch, seed=seed, **(augmentation or {}))
     return fit_run(model, dataset, None, run_dir=run_dir, epochs=epochs, monitor="loss", mode="min",
                    strategy=strategy, callbacks=callbacks, verbose=verbose)

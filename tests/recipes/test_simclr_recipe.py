@@ -65,7 +65,7 @@ def test_a_rerun_skips_finished_phases_and_other_settings_are_refused(simclr_run
     rerun = run_in_process("simclr.py", "--data-dir", data, *TINY, "--run-dir", tmp / "run", cwd=tmp,
                            monkeypatch=monkeypatch)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "pretraining finished earlier (1 epochs)" in rerun.stdout
+    assert "run/pretrain: training finished earlier (1 epochs); loading last.keras" in rerun.stdout
     for key in before["phases"]:
         assert f"{key}: done earlier, skipped" in rerun.stdout
     assert "Epoch 1/" not in rerun.stdout, "nothing is trained again"

@@ -8,7 +8,8 @@ import tensorflow as tf
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.train import apply_weight_decay, fit_classifier, get_strategy
-from kvision.train.callbacks import best_so_far
+from kvision.train.callbacks import best_so_far, run_paths
+from kvision.train.engine import finished_checkpoint
 from tests.helpers import quadrant_images, small_cnn
 
 TRAIN = quadrant_images(128, seed=1)
@@ -140,3 +141,19 @@ def test_best_so_far_reads_the_lowest_value_in_min_mode(tmp_path):
     history.write_text("epoch,loss\n0,0.9\n1,0.4\n2,0.6\n")
     assert best_so_far(history, "loss", "min") == pytest.approx(0.4)
     assert best_so_far(history, "loss") == pytest.approx(0.9)
+
+
+def test_finished_checkpoint_is_what_a_finished_run_returned(tmp_path, capsys):
+    paths = run_paths(tmp_path)
+    paths["best"].parent.mkdir()
+    paths["history"].write_text("epoch,accuracy\n0,0.5\n1,0.7\n")
+    paths["best"].touch()
+    paths["last"].touch()
+    assert finished_checkpoint(tmp_path, 3) is None, "2 of 3 epochs"
+    assert finished_checkpoint(tmp_path, 3, early_stopping=True) == paths["best"], "stopped early"
+    assert finished_checkpoint(tmp_path, 2, restored_best=False) == paths["last"]
+    assert f"{tmp_path}: training finished earlier (2 epochs); loading last.keras" in capsys.readouterr().out
+    paths["best"].unlink()
+    assert finished_checkpoint(tmp_path, 2) is None, "nothing to load: train"
+    paths["backup"].mkdir()
+    assert finished_checkpoint(tmp_path, 2, restored_best=False) is None, "interrupted: resume"

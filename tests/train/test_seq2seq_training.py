@@ -39,6 +39,15 @@ print(json.dumps({key: [run[key] for run in runs] for key in ("loss", "val_loss"
 """
 
 
+def test_a_finished_run_is_loaded_not_trained_again(tmp_path, capsys):
+    first = fit(tmp_path, epochs=1)
+    again = fit(tmp_path, epochs=1)
+    assert again.history == {} and again.best_checkpoint == tmp_path / "checkpoints" / "best.keras"
+    assert f"{tmp_path}: training finished earlier (1 epochs); loading best.keras" in capsys.readouterr().out
+    for trained, loaded in zip(first.model.get_weights(), again.model.get_weights()):
+        np.testing.assert_array_equal(loaded, trained)
+
+
 def test_two_replicas_follow_one_device():
     """Same initial weights and global batch of 16 on 1 and 2 logical CPUs.
 
