@@ -13,7 +13,7 @@ from kvision.train.engine import (
 )
 from kvision.train.finetune import backbone_stages, fine_tune, load_backbone, set_trainable, with_new_head
 from kvision.train.prune import MagnitudePruning, model_sizes, sparsity
-from kvision.train.schedules import make_schedule
+from kvision.train.schedules import epoch_budget, make_schedule
 from kvision.train.seq2seq import compile_seq2seq, fit_seq2seq
 from kvision.train.simclr import SimCLR, fit_simclr, linear_probe, nt_xent_loss
 from kvision.train.strategy import get_strategy, is_chief, worker_dir
@@ -27,6 +27,7 @@ __all__ = [
     "apply_weight_decay",
     "backbone_stages",
     "compile_seq2seq",
+    "epoch_budget",
     "fgsm",
     "fine_tune",
     "fit_classifier",
