@@ -24,16 +24,13 @@ batch-1 latency (median, this machine's CPU). Outputs: <run-dir>/config.json,
 """
 
 import argparse
-import json
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
-import kvision
 from kvision.data import channel_stats, labelled_subset, load_dataset, train_validation_split
-from kvision.evaluate.classification import predict_logits
+from kvision.evaluate import accuracy
 from kvision.export.tflite import TFLiteClassifier, convert
 from kvision.export.verify import median_latency_ms
 from kvision.models import build, get_builder, list_models
@@ -41,6 +38,7 @@ from kvision.train import fit_or_load, get_strategy, is_chief, run_paths
 from kvision.train.cli import add_speed_arguments, run_recipe
 from kvision.train.distill import Distiller, load_teacher
 from kvision.train.prune import MagnitudePruning, model_sizes, sparsity
+from kvision.train.records import save_results, write_config
 
 
 def build_parser():
@@ -100,7 +98,7 @@ def measure(model, test, representative, out_dir):
     int8 = TFLiteClassifier(content)
     weights, int8_size = model_sizes(model), model_sizes(content)
     return {
-        "test_accuracy": float(np.mean(np.argmax(predict_logits(model, images), -1) == labels)),
+        "test_accuracy": accuracy(model, images, labels),
         "int8_test_accuracy": float(np.mean(np.argmax(int8.logits(images), -1) == labels)),
         "parameters": int(model.count_params()),
         "sparsity": sparsity(model),
@@ -146,10 +144,7 @@ def run(args):
     pruning = MagnitudePruning(args.sparsity, frequency=args.prune_frequency)
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_distill_{args.student}")
     teacher_path = Path(args.teacher) if teacher else run_paths(run_dir / "teacher")["best"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
-    if is_chief():
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    write_config(run_dir, vars(args))
     print(f"data: {dataset.name} from {dataset.origin}: {len(train[0])} train, "
           f"{len(validation[0]) if validation else 0} validation, {len(dataset.test[0])} test, {shape}")
 
@@ -177,8 +172,7 @@ def run(args):
         (run_dir / name).mkdir(exist_ok=True)  # a reused --teacher has no phase directory yet
         results[name] = measure(network, dataset.test, representative, run_dir / name)
     summary = {"dataset": dataset.name, "teacher": str(teacher_path), "models": results}
-    if is_chief():
-        (run_dir / "results.json").write_text(json.dumps(summary, indent=2))
+    save_results(run_dir, summary)
     print_table(results)
     print(f"results: {run_dir / 'results.json'}")
     return summary

@@ -21,8 +21,9 @@ directory keeps its settings: only ``--shares`` (and paths) may change.
    ``scratch_<s>`` trains the same architecture from random weights, with the
    same epochs, batch, optimizer and augmentation. Budget: ``--finetune-epochs``,
    raised so that a run takes at least ``--min-steps`` steps (1% of
-   Fashion-MNIST is only 4 batches of 128 an epoch), capped at ``--max-epochs``;
-   the batch shrinks to the subset when the subset is smaller.
+   Fashion-MNIST is only 4 batches of 128 an epoch), capped at ``--max-epochs``
+   (``kvision.train.epoch_budget``); the batch shrinks to the subset when the
+   subset is smaller.
 
 Defaults follow the SimCLR repository's CIFAR-10 command (colour jitter
 strength 0.5, temperature 0.5, no blur), with Adam(W) instead of LARS for
@@ -34,25 +35,21 @@ of test accuracies and seconds per phase.
 """
 
 import argparse
+import functools
 import json
-import math
-import os
-import sys
 import time
 from pathlib import Path
 
 import keras
-import numpy as np
 
-import kvision
 from kvision.data import channel_stats, labelled_subset, load_dataset
-from kvision.evaluate import predict_logits
+from kvision.evaluate import accuracy
 from kvision.models import build, get_builder, list_models
 from kvision.models.common import classifier_backbone
-from kvision.train import get_strategy, is_chief
+from kvision.train import epoch_budget, fine_tune, fit_or_load, get_strategy
 from kvision.train.cli import add_speed_arguments, run_recipe
 from kvision.train.engine import OPTIMIZERS
-from kvision.train.finetune import fine_tune, fit_or_load
+from kvision.train.records import open_run, run_phase, save_results
 from kvision.train.simclr import fit_simclr, linear_probe
 
 # Flags that do not change any result: a run directory accepts them changed.
@@ -115,49 +112,6 @@ def build_parser():
     return parser
 
 
-def open_results(run_dir, settings):
-    """The results.json of ``run_dir`` (a fresh one if none), refused when recorded with other settings."""
-    path = run_dir / "results.json"
-    results = json.loads(path.read_text()) if path.exists() else {"settings": settings, "phases": {}}
-    changed = {key: value for key, value in settings.items() if results["settings"].get(key) != value}
-    if changed:
-        recorded = {key: results["settings"].get(key) for key in changed}
-        raise kvision.ModelError(
-            f"{path} holds results of other settings; use the same flags or a new --run-dir. "
-            f"Expected: {recorded}. Received: {changed}"
-        )
-    return results
-
-
-def save_results(run_dir, results):
-    """Write results.json atomically (a killed run never leaves half a file); only the chief writes."""
-    if is_chief():
-        tmp = run_dir / ".results.json.tmp"
-        tmp.write_text(json.dumps(results, indent=2))
-        os.replace(tmp, run_dir / "results.json")
-
-
-def timed_phase(run_dir, results, key, fn, start=None):
-    """``results["phases"][key]`` from an earlier run, else ``fn()`` timed from ``start`` (default: now), saved."""
-    if key in results["phases"]:
-        print(f"{key}: done earlier, skipped")
-    else:
-        start = time.time() if start is None else start
-        results["phases"][key] = {**fn(), "seconds": round(time.time() - start, 1)}
-        save_results(run_dir, results)
-    return results["phases"][key]
-
-
-def accuracy(model, test):
-    return float(np.mean(predict_logits(model, test[0]).argmax(axis=1) == test[1]))
-
-
-def budget(examples, batch_size, replicas, args):
-    """Epochs of both arms on ``examples`` labels: --finetune-epochs, ≥ --min-steps steps, ≤ --max-epochs."""
-    steps_per_epoch = max(1, examples // (batch_size * replicas))
-    return min(args.max_epochs, max(args.finetune_epochs, math.ceil(args.min_steps / steps_per_epoch)))
-
-
 def run(args):
     get_builder(args.model, "classifier")  # fail on an unknown name before loading any data
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
@@ -175,11 +129,8 @@ def run(args):
     encoder_fn()  # fail on an image size the model cannot take, before any output
     subsets = {share: labelled_subset(*train, share, seed=args.seed) for share in args.shares}
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_{args.model}_simclr")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    results = open_results(run_dir, {k: v for k, v in vars(args).items() if k not in NEUTRAL_FLAGS})
-    if is_chief():
-        config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    results = open_run(run_dir, vars(args), may_change=NEUTRAL_FLAGS)
+    phase = functools.partial(run_phase, run_dir, results, phases=results.setdefault("phases", {}))
     print(f"data: {dataset.name} from {dataset.origin}: {len(train[0])} train (labels unused in pretraining), "
           f"{len(test[0])} test, {dataset.image_shape}")
 
@@ -195,26 +146,27 @@ def run(args):
                           blur_probability=args.blur, noise=args.noise),
     )
     encoder_path = run_dir / "pretrain" / "checkpoints" / "last.keras"
-    timed_phase(run_dir, results, "pretrain", lambda: {
+    phase("pretrain", lambda: {
         "epochs": args.epochs,
         "images": len(unlabelled),
         "loss": pretrained.history.get("loss", [None])[-1],
         "contrastive_accuracy": pretrained.history.get("contrastive_accuracy", [None])[-1],
         "encoder": str(encoder_path),
-    }, start)
+    }, start=start)
 
     def random_encoder():
         keras.utils.set_random_seed(args.seed)  # initialised with the seed pretraining started from
         return encoder_fn()
 
-    timed_phase(run_dir, results, "probe_simclr", lambda: {
+    phase("probe_simclr", lambda: {
         "test_accuracy": linear_probe(pretrained.model, train, test, epochs=args.probe_epochs)})
-    timed_phase(run_dir, results, "probe_random", lambda: {
+    phase("probe_random", lambda: {
         "test_accuracy": linear_probe(random_encoder(), train, test, epochs=args.probe_epochs)})
 
     for share, subset in subsets.items():
-        batch_size = min(args.finetune_batch_size, len(subset[0]) // strategy.num_replicas_in_sync)
-        epochs = budget(len(subset[0]), batch_size, strategy.num_replicas_in_sync, args)
+        batch_size, epochs = epoch_budget(len(subset[0]), args.finetune_batch_size, args.finetune_epochs,
+                                          replicas=strategy.num_replicas_in_sync, min_steps=args.min_steps,
+                                          max_epochs=args.max_epochs)
         head_epochs = round(args.head_share * epochs)
         fit_options = dict(batch_size=batch_size, optimizer="adam", crop_padding=args.crop_padding, flip=args.flip,
                            seed=args.seed, mixed_precision=args.mixed_precision, xla=args.xla, strategy=strategy)
@@ -224,15 +176,15 @@ def run(args):
             result = fine_tune(encoder_path, subset, run_dir=run_dir / f"finetune_{share:g}",
                                num_classes=dataset.num_classes, head_epochs=head_epochs, epochs=epochs - head_epochs,
                                head_learning_rate=args.head_lr, learning_rate=args.finetune_lr, **fit_options)
-            return {**labels, "head_epochs": head_epochs, "test_accuracy": accuracy(result.model, test)}
+            return {**labels, "head_epochs": head_epochs, "test_accuracy": accuracy(result.model, *test)}
 
         def from_scratch():
             result = fit_or_load(classifier_fn, subset, run_dir=run_dir / f"scratch_{share:g}", epochs=epochs,
                                  learning_rate=args.finetune_lr, **fit_options)
-            return {**labels, "test_accuracy": accuracy(result.model, test)}
+            return {**labels, "test_accuracy": accuracy(result.model, *test)}
 
-        timed_phase(run_dir, results, f"finetune_{share:g}", fine_tuned)
-        timed_phase(run_dir, results, f"scratch_{share:g}", from_scratch)
+        phase(f"finetune_{share:g}", fine_tuned)
+        phase(f"scratch_{share:g}", from_scratch)
 
     results["summary"] = summarise(results["phases"], args, dataset, run_dir)
     save_results(run_dir, results)
@@ -274,8 +226,8 @@ def print_table(phases, args):
             rows.append((f"{label}, {100 * share:g}% labels", detail, phase))
     print(f"\n{'phase':<36} {'budget':<28} {'test accuracy':>13} {'seconds':>9}")
     for name, detail, phase in rows:
-        accuracy = phase.get("test_accuracy")
-        shown = "-" if accuracy is None else f"{accuracy:.4f}"
+        score = phase.get("test_accuracy")
+        shown = "-" if score is None else f"{score:.4f}"
         print(f"{name:<36} {detail or '':<28} {shown:>13} {phase['seconds']:>9.1f}")
     print()
 

@@ -22,13 +22,14 @@ and its last epoch is evaluated, so the test images choose nothing. A small
 share has few optimisation steps per epoch, so both runs of a share train
 ``scale ×`` the epochs above, ``scale = ceil(--min-steps / (steps per epoch ×
 (--head-epochs + --epochs)))`` clipped to ``[1, --max-scale]`` (e.g. 1% of
-Fashion-MNIST's 30 000 target images: 300 labels, 2 steps of 128 per epoch);
-a share smaller than one batch trains on batches of all its labels.
+Fashion-MNIST's 30 000 target images: 300 labels, 2 steps of 128 per epoch;
+``kvision.train.epoch_budget`` with ``multiple_of``); a share smaller than one
+batch trains on batches of all its labels.
 
 Re-running with the same ``--run-dir`` resumes: finished runs are loaded,
-not trained again (an interrupted one resumes at its last epoch), shares
-already in results.json are kept, and other settings than ``--shares`` are
-refused (use a new ``--run-dir``).
+not trained again (an interrupted one resumes at its last epoch), the
+pretraining and shares already in results.json are kept, and other settings
+than ``--shares`` are refused (use a new ``--run-dir``).
 
 Outputs: ``<run-dir>/`` config.json, pretrain/, share_<s>/finetune/{head,finetune}/,
 share_<s>/scratch/ (TensorBoard logs, checkpoints, history.csv each) and
@@ -36,22 +37,19 @@ results.json; the table of results is printed.
 """
 
 import argparse
-import json
-import math
-import sys
 import time
 from pathlib import Path
 
-import kvision
 from kvision.data import channel_stats, labelled_subset, load_dataset, select_classes, train_validation_split
-from kvision.evaluate import predict_logits
+from kvision.evaluate import accuracy
 from kvision.models import build, get_builder, list_models
-from kvision.train import get_strategy, is_chief
+from kvision.train import epoch_budget, fit_or_load, get_strategy, result_checkpoint
 from kvision.train.cli import add_speed_arguments, run_recipe
 from kvision.train.engine import OPTIMIZERS
-from kvision.train.finetune import check_trainable, fine_tune, fit_or_load, result_checkpoint
+from kvision.train.finetune import check_trainable, fine_tune
+from kvision.train.records import open_run, run_phase, save_results
 
-KEPT_ON_RESUME = ("shares", "no_download")  # settings a resumed run may change
+KEPT_ON_RESUME = ("shares", "no_download", "run_dir")  # settings a resumed run may change
 
 
 def trainable_arg(value):
@@ -104,30 +102,6 @@ def build_parser():
     return parser
 
 
-def epoch_scale(num_labels, batch_size, epochs, min_steps, max_scale):
-    """How many times ``epochs`` a share trains: ``min_steps`` optimisation steps, clipped to ``[1, max_scale]``."""
-    steps = max(1, num_labels // batch_size) * epochs
-    return max(1, min(max_scale, math.ceil(min_steps / steps)))
-
-
-def accuracy(model, images, labels):
-    return float((predict_logits(model, images).argmax(axis=1) == labels).mean())
-
-
-def load_previous(run_dir, config):
-    """results.json of an earlier run with these settings, or an empty one; other settings raise."""
-    config_path, results_path = run_dir / "config.json", run_dir / "results.json"
-    if config_path.exists():
-        old = json.loads(config_path.read_text())
-        changed = sorted(k for k in config if k not in KEPT_ON_RESUME and old.get(k) != config[k])
-        if changed:
-            raise kvision.KvisionError(
-                f"{run_dir} holds a run with other settings; use a new --run-dir to change them. "
-                f"Received: {', '.join(f'{k}={config[k]!r} (was {old.get(k)!r})' for k in changed)}"
-            )
-    return json.loads(results_path.read_text()) if results_path.exists() else {"shares": []}
-
-
 def run(args):
     """Pretrain, fine-tune and train from scratch for every share; returns the results it writes."""
     get_builder(args.model, "classifier")  # fail on a bad name or option before loading any data
@@ -139,11 +113,7 @@ def run(args):
     subsets = {share: labelled_subset(*target, share, seed=args.seed) for share in args.shares}
     shape, replicas = dataset.image_shape, strategy.num_replicas_in_sync
     run_dir = Path(args.run_dir or f"runs/transfer_{args.dataset}_{args.model}")
-    config = {k: v for k, v in vars(args).items() if k != "run_dir"}
-    results = load_previous(run_dir, config)
-    if is_chief():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps({**config, "command": " ".join(sys.argv)}, indent=2))
+    results = open_run(run_dir, vars(args), may_change=KEPT_ON_RESUME)
     common = dict(optimizer=args.optimizer, weight_decay=args.weight_decay, crop_padding=args.crop_padding,
                   flip=args.flip, seed=args.seed, mixed_precision=args.mixed_precision, xla=args.xla, strategy=strategy)
 
@@ -156,20 +126,22 @@ def run(args):
         run_dir=run_dir / "pretrain", epochs=args.pretrain_epochs, batch_size=args.batch_size,
         learning_rate=args.lr, **common,
     )
-    results["pretrain"] = results.get("pretrain") or {
+    run_phase(run_dir, results, "pretrain", lambda: {
         "classes": [dataset.class_names[c] for c in args.source_classes], "images": len(train[0]),
-        "test_accuracy": accuracy(pretrained.model, *source_test), "seconds": round(time.time() - start, 1),
-    }
+        "test_accuracy": accuracy(pretrained.model, *source_test),
+    }, start=start)
     checkpoint = result_checkpoint(run_dir / "pretrain", validation is not None)
 
-    done = {entry["share"]: entry for entry in results["shares"]}
+    done = {entry["share"]: entry for entry in results.get("shares", [])}
+    cycle = args.head_epochs + args.epochs  # the epochs a share's budget scales
     for share in args.shares:
         if share in done:
             continue
         labelled = subsets[share]
-        batch_size = max(1, min(args.batch_size, len(labelled[1]) // replicas))
-        scale = epoch_scale(len(labelled[1]), batch_size * replicas, args.head_epochs + args.epochs,
-                            args.min_steps, args.max_scale)
+        batch_size, epochs = epoch_budget(len(labelled[1]), args.batch_size, cycle, replicas=replicas,
+                                          min_steps=args.min_steps, max_epochs=args.max_scale * cycle,
+                                          multiple_of=cycle)
+        scale = epochs // cycle
         share_dir = run_dir / f"share_{share:g}"
         start = time.time()
         tuned = fine_tune(
@@ -182,13 +154,13 @@ def run(args):
         share_mean, share_std = channel_stats(labelled[0])
         scratch = fit_or_load(
             lambda: build(args.model, shape, len(args.target_classes), mean=share_mean, std=share_std), labelled,
-            run_dir=share_dir / "scratch", epochs=(args.head_epochs + args.epochs) * scale, batch_size=batch_size,
+            run_dir=share_dir / "scratch", epochs=epochs, batch_size=batch_size,
             learning_rate=args.lr, **common,
         )
         entry = {
             "share": share, "labels": len(labelled[1]), "batch_size": batch_size * replicas,
             "epochs": {"head": args.head_epochs * scale, "finetune": args.epochs * scale,
-                       "scratch": (args.head_epochs + args.epochs) * scale},
+                       "scratch": epochs},
             "finetune_accuracy": accuracy(tuned.model, *target_test),
             "scratch_accuracy": accuracy(scratch.model, *target_test),
             "seconds": {"finetune": round(tuned_seconds, 1), "scratch": round(time.time() - start, 1)},
@@ -198,8 +170,7 @@ def run(args):
         results.update(dataset=dataset.name, model=args.model, test_images=len(target_test[1]),
                        target_classes=[dataset.class_names[c] for c in args.target_classes],
                        shares=sorted(done.values(), key=lambda e: e["share"]))
-        if is_chief():  # after every share, so an interrupted run keeps the finished ones
-            (run_dir / "results.json").write_text(json.dumps(results, indent=2))
+        save_results(run_dir, results)  # after every share, so an interrupted run keeps the finished ones
     print_table(results)
     return results
 

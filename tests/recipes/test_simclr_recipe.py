@@ -74,8 +74,8 @@ def test_a_rerun_skips_finished_phases_and_other_settings_are_refused(simclr_run
     changed = run_in_process("simclr.py", "--data-dir", data, *TINY, "--temperature", 0.2, "--run-dir", tmp / "run",
                              cwd=tmp, monkeypatch=monkeypatch)
     assert changed.returncode != 0 and "Traceback" not in changed.stderr
-    assert "holds results of other settings" in changed.stderr
-    assert "Expected: {'temperature': 0.5}. Received: {'temperature': 0.2}" in changed.stderr
+    assert "holds a run with other settings" in changed.stderr
+    assert "Expected: temperature=0.5. Received: temperature=0.2" in changed.stderr
 
 
 def test_user_mistakes_get_one_line_and_no_output(tmp_path, monkeypatch):

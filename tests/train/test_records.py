@@ -1,0 +1,59 @@
+"""A recipe's run directory: settings checked against config.json, results.json saved whole, finished phases skipped."""
+
+import json
+
+import pytest
+
+from kvision.errors import ModelError
+from kvision.train.records import open_run, run_phase, save_results, write_config
+
+SETTINGS = {"epochs": 2, "lr": 0.1, "shares": [0.1], "run_dir": "run"}
+WORKER_1 = json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}})
+
+
+def test_a_new_run_has_no_results_and_records_its_settings(tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["recipe.py", "--epochs", "2"])
+    assert open_run(tmp_path / "run", SETTINGS) == {}
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config == {**SETTINGS, "command": "recipe.py --epochs 2", "kvision": config["kvision"]}
+    assert config["kvision"]
+
+
+def test_a_resumed_run_gets_its_results_and_may_change_only_what_it_is_told(tmp_path):
+    open_run(tmp_path, SETTINGS)
+    save_results(tmp_path, {"phases": {"a": {"seconds": 1.0}}})
+    more_shares = {**SETTINGS, "shares": [0.1, 0.5]}
+    assert open_run(tmp_path, more_shares, may_change=("shares",)) == {"phases": {"a": {"seconds": 1.0}}}
+    with pytest.raises(ModelError, match=r"holds a run with other settings; use the same ones or a new --run-dir\. "
+                                         r"Expected: lr=0\.1, shares=\[0\.1, 0\.5\]\. Received: lr=0\.2, shares=\[0\.1\]"):
+        open_run(tmp_path, {**SETTINGS, "lr": 0.2})
+    assert json.loads((tmp_path / "config.json").read_text())["shares"] == [0.1, 0.5], "a refused run writes nothing"
+
+
+def test_results_are_replaced_whole_and_only_by_the_chief(tmp_path, monkeypatch):
+    save_results(tmp_path, {"a": 1})
+    save_results(tmp_path, {"b": 2})
+    assert json.loads((tmp_path / "results.json").read_text()) == {"b": 2}
+    assert [path.name for path in tmp_path.iterdir()] == ["results.json"], "no temporary file left"
+    monkeypatch.setenv("TF_CONFIG", WORKER_1)
+    save_results(tmp_path, {"c": 3})
+    write_config(tmp_path / "worker", SETTINGS)
+    assert json.loads((tmp_path / "results.json").read_text()) == {"b": 2}
+    assert (tmp_path / "worker").is_dir() and not (tmp_path / "worker" / "config.json").exists()
+
+
+def test_a_finished_phase_is_skipped_and_a_new_one_timed_and_saved(tmp_path, capsys):
+    results = {"phases": {"done": {"accuracy": 0.5, "seconds": 3.0}}}
+    calls = []
+
+    def phase():
+        calls.append(1)
+        return {"accuracy": 0.9}
+
+    assert run_phase(tmp_path, results, "done", phase, phases=results["phases"]) == {"accuracy": 0.5, "seconds": 3.0}
+    assert "done: done earlier, skipped" in capsys.readouterr().out and not calls
+    record = run_phase(tmp_path, results, "new", phase, phases=results["phases"], start=0.0)
+    assert calls == [1] and record["accuracy"] == 0.9 and record["seconds"] > 1e9, "timed from start"
+    assert json.loads((tmp_path / "results.json").read_text()) == results
+    run_phase(tmp_path, results, "top", lambda: {"x": 1})
+    assert results["top"]["x"] == 1 and 0 <= results["top"]["seconds"] < 60
