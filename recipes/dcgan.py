@@ -37,16 +37,13 @@ from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import build
 from kvision.models.gan import LOSSES, to_uint8
 from kvision.train import get_strategy, is_chief, worker_dir
-from kvision.train.cli import add_speed_arguments, run_recipe
+from kvision.train.cli import add_data_arguments, add_speed_arguments, run_recipe
 from kvision.train.gan import fit_gan, image_grid
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, mnist, cifar10 or cifar100 (default: %(default)s)")
-    data.add_argument("--data-dir", help="a local copy of the dataset (see recipes/classification.py --help)")
-    data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
+    add_data_arguments(parser, "fashion_mnist, mnist, cifar10 or cifar100")
 
     model = parser.add_argument_group("model")
     model.add_argument("--conditional", action="store_true", help="condition both networks on the class label")

@@ -35,7 +35,7 @@ from kvision.export.tflite import TFLiteClassifier, convert
 from kvision.export.verify import median_latency_ms
 from kvision.models import build, get_builder, list_models
 from kvision.train import fit_or_load, get_strategy, is_chief, run_paths
-from kvision.train.cli import add_speed_arguments, run_recipe
+from kvision.train.cli import add_data_arguments, add_speed_arguments, run_recipe
 from kvision.train.distill import Distiller, load_teacher
 from kvision.train.prune import MagnitudePruning, model_sizes, sparsity
 from kvision.train.records import save_results, write_config
@@ -43,10 +43,7 @@ from kvision.train.records import save_results, write_config
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="fashion_mnist", help="cifar10, cifar100, fashion_mnist or mnist (default: %(default)s)")
-    data.add_argument("--data-dir", help="a local copy of the dataset (see recipes/classification.py --help)")
-    data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
+    data = add_data_arguments(parser, "cifar10, cifar100, fashion_mnist or mnist")
     data.add_argument("--validation-size", type=int, default=5000, help="training examples held out (default: %(default)s)")
     data.add_argument("--train-size", type=int, help="train on a class-balanced subset of about N examples, for quick runs")
 

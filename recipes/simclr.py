@@ -47,7 +47,7 @@ from kvision.evaluate import accuracy
 from kvision.models import build, get_builder, list_models
 from kvision.models.common import classifier_backbone
 from kvision.train import epoch_budget, fine_tune, fit_or_load, get_strategy
-from kvision.train.cli import add_speed_arguments, run_recipe
+from kvision.train.cli import add_data_arguments, add_speed_arguments, run_recipe
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.records import open_run, run_phase, save_results
 from kvision.train.simclr import fit_simclr, linear_probe
@@ -62,10 +62,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, mnist, cifar10 or cifar100")
-    data.add_argument("--data-dir", help="a local copy of the dataset (see recipes/classification.py --help)")
-    data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
+    add_data_arguments(parser, "fashion_mnist, mnist, cifar10 or cifar100")
 
     model = parser.add_argument_group("model")
     model.add_argument("--model", default="cnn", help=f"one of: {', '.join(list_models('classifier'))}")

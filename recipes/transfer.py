@@ -44,7 +44,7 @@ from kvision.data import channel_stats, labelled_subset, load_dataset, select_cl
 from kvision.evaluate import accuracy
 from kvision.models import build, get_builder, list_models
 from kvision.train import epoch_budget, fit_or_load, get_strategy, result_checkpoint
-from kvision.train.cli import add_speed_arguments, run_recipe
+from kvision.train.cli import add_data_arguments, add_speed_arguments, run_recipe
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.finetune import check_trainable, fine_tune
 from kvision.train.records import open_run, run_phase, save_results
@@ -64,10 +64,7 @@ def size_arg(value):
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="fashion_mnist", help="any labelled dataset of recipes/classification.py (default: %(default)s)")
-    data.add_argument("--data-dir", help="a local copy of the dataset (see recipes/classification.py --help)")
-    data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
+    data = add_data_arguments(parser, "any labelled dataset of recipes/classification.py")
     data.add_argument("--source-classes", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="pretraining classes (default: %(default)s)")
     data.add_argument("--target-classes", type=int, nargs="+", default=[5, 6, 7, 8, 9], help="fine-tuning classes (default: %(default)s)")
     data.add_argument("--shares", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="labelled shares of the target training images (default: %(default)s)")

@@ -5,6 +5,18 @@ import sys
 from kvision.errors import KvisionError
 
 
+def add_data_arguments(parser, datasets):
+    """A "data" group of ``parser``: ``--dataset`` (``datasets`` says which), ``--data-dir``, ``--no-download``.
+
+    Returns the group, for a recipe's own data flags.
+    """
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="fashion_mnist", help=f"{datasets} (default: %(default)s)")
+    data.add_argument("--data-dir", help="a local copy of the dataset (see recipes/classification.py --help)")
+    data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
+    return data
+
+
 def add_speed_arguments(parser):
     """``--mixed-precision`` and ``--xla``, in a "speed" group of ``parser``."""
     speed = parser.add_argument_group("speed")
