@@ -1,8 +1,21 @@
-"""Small, learnable data and models shared by the tests."""
+"""Small, learnable data and models shared by the tests, and a runner for multi-replica tests."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 
 import kvision
+
+ROOT = Path(__file__).resolve().parents[1]
+TWO_CPUS = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
 
 
 def quadrant_images(n, *, size=16, channels=1, num_classes=4, seed=0):
@@ -27,3 +40,18 @@ def small_cnn(input_shape=(16, 16, 1), num_classes=4, **options):
 def quadrant_examples(count, size, channels, num_classes, seed):
     """``quadrant_images`` in the signature the format writers of tests/data/writers.py take."""
     return quadrant_images(count, size=size, channels=channels, seed=seed)
+
+
+def run_on_two_cpus(script, *args, timeout=300):
+    """Run ``script`` in a fresh interpreter with two logical CPUs; the JSON its last output line prints.
+
+    For tests that build ``MirroredStrategy`` objects to compare 1 and 2
+    replicas: the strategies of one process share collective keys, so under
+    pytest-xdist they would meet other tests' strategies in the same worker
+    and fail at random. ``json`` and ``sys`` are imported for the script;
+    ``args`` are its ``sys.argv[1:]``.
+    """
+    done = subprocess.run([sys.executable, "-c", TWO_CPUS + script, *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

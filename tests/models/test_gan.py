@@ -1,9 +1,5 @@
 """DCGAN builders and the GAN model's train_step, EMA and distribution behaviour."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,9 +8,7 @@ import tensorflow as tf
 
 from kvision.errors import ModelError
 from kvision.models import GAN, build
-from tests.helpers import quadrant_images
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import quadrant_images, run_on_two_cpus
 
 
 @pytest.mark.parametrize("side", [14, 16, 28, 32, 56, 64])
@@ -125,10 +119,6 @@ def test_hinge_loss_d_steps_and_test_step(batch):
 
 
 PARITY_SCRIPT = """
-import json, sys
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
 from tests.helpers import quadrant_images
 from tests.models.test_gan import make_gan
@@ -160,9 +150,7 @@ def test_one_and_two_devices_give_the_same_training():
     In its own process: MirroredStrategy objects of one process share collective
     keys, and the synchronized BatchNorm's collectives would meet other tests'.
     """
-    done = subprocess.run([sys.executable, "-c", PARITY_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = run_on_two_cpus(PARITY_SCRIPT)
     for one, two in result["losses"]:
         assert two == pytest.approx(one, rel=1e-4)
     assert result["max_weight_diff"] < 1e-3

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from kvision.errors import ModelError
-from kvision.train import AdversarialTraining, fgsm, fit_classifier, get_strategy, pgd
-from tests.helpers import quadrant_images, small_cnn
+from kvision.train import AdversarialTraining, fgsm, fit_classifier, pgd
+from tests.helpers import quadrant_images, run_on_two_cpus, small_cnn
 
 TRAIN = quadrant_images(128, seed=1)
 VAL = quadrant_images(32, seed=2)
@@ -119,13 +119,30 @@ def test_fit_classifier_trains_the_wrapped_network_and_checkpoints_it_alone(tmp_
         np.testing.assert_array_equal(saved, trained_weights)
 
 
+TWO_REPLICAS_SCRIPT = """
+import numpy as np
+from kvision.train import AdversarialTraining, fit_classifier, get_strategy
+from tests.helpers import small_cnn
+from tests.train.test_adversarial import FIT, TRAIN, VAL
+
+result = fit_classifier(
+    small_cnn, TRAIN, VAL, run_dir=sys.argv[1], epochs=2, mixed_precision=True,
+    wrap=lambda network: AdversarialTraining(network, epsilon=0.05, steps=3),
+    strategy=get_strategy(["/cpu:0", "/cpu:1"]), **{**FIT, "batch_size": 16},
+)
+print(json.dumps({
+    "replicas": result.strategy.num_replicas_in_sync,
+    "conv_dtype": result.model.get_layer("block1_conv1_conv").compute_dtype,
+    "loss": result.history["loss"],
+    "finite": all(bool(np.isfinite(w).all()) for w in result.model.get_weights()),
+}))
+"""
+
+
 def test_adversarial_training_under_mixed_precision_on_two_replicas(tmp_path):
-    wrap = lambda network: AdversarialTraining(network, epsilon=0.05, steps=3)  # noqa: E731
-    result = fit_classifier(
-        small_cnn, TRAIN, VAL, run_dir=tmp_path, epochs=2, wrap=wrap, mixed_precision=True,
-        strategy=get_strategy(["/cpu:0", "/cpu:1"]), **{**FIT, "batch_size": 16},
-    )
-    assert result.strategy.num_replicas_in_sync == 2
-    assert result.model.get_layer("block1_conv1_conv").compute_dtype == "float16"
-    assert result.history["loss"][-1] < 0.5 * result.history["loss"][0]
-    assert all(np.isfinite(w).all() for w in result.model.get_weights())
+    """In its own process: see ``tests.helpers.run_on_two_cpus``."""
+    result = run_on_two_cpus(TWO_REPLICAS_SCRIPT, tmp_path)
+    assert result["replicas"] == 2
+    assert result["conv_dtype"] == "float16"
+    assert result["loss"][-1] < 0.5 * result["loss"][0]
+    assert result["finite"]

@@ -1,9 +1,5 @@
 """Distiller: the Hinton et al. loss, exactly; checkpoints of the student; precision, replicas, teacher checks."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,9 +8,8 @@ import pytest
 from kvision.errors import ModelError
 from kvision.train import apply_weight_decay, fit_classifier
 from kvision.train.distill import Distiller, load_teacher
-from tests.helpers import quadrant_images, small_cnn
+from tests.helpers import quadrant_images, run_on_two_cpus, small_cnn
 
-ROOT = Path(__file__).resolve().parents[2]
 TRAIN = quadrant_images(128, seed=1)
 VAL = quadrant_images(64, seed=2)
 DETERMINISTIC = dict(crop_padding=0, flip=False, seed=3, verbose=0)
@@ -126,10 +121,6 @@ def test_mixed_precision_distillation(tmp_path, teacher_file):
 
 
 REPLICA_SCRIPT = """
-import json, sys
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import numpy as np
 from kvision.train import fit_classifier, get_strategy
 from kvision.train.distill import Distiller, load_teacher
@@ -161,10 +152,7 @@ def test_two_replicas_distil_and_prune_like_one_device(tmp_path, teacher_file):
     In its own process: MirroredStrategy objects of one process share collective keys, which other tests'
     strategies would meet.
     """
-    done = subprocess.run([sys.executable, "-c", REPLICA_SCRIPT, str(teacher_file), str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    runs = run_on_two_cpus(REPLICA_SCRIPT, teacher_file, tmp_path)
     one, two = runs["1"], runs["2"]
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-4)
     for name, kernel in one["kernels"].items():

@@ -8,7 +8,6 @@ from keras import layers
 
 from kvision.errors import DataError, ModelError
 from kvision.models.common import classifier_backbone
-from kvision.train import get_strategy
 from kvision.train.simclr import (
     SimCLR,
     contrastive_accuracy,
@@ -20,7 +19,7 @@ from kvision.train.simclr import (
     simclr_augment,
     simclr_views,
 )
-from tests.helpers import quadrant_images, small_cnn
+from tests.helpers import quadrant_images, run_on_two_cpus, small_cnn
 
 IMAGES, LABELS = quadrant_images(64, seed=1)
 
@@ -146,18 +145,36 @@ def test_evaluate_scores_held_out_view_pairs():
     np.testing.assert_allclose(scores["loss"], nt_xent_loss(z, z, 0.5).numpy(), rtol=1e-5)
 
 
+TWO_REPLICAS_SCRIPT = """
+import numpy as np
+from kvision.train import get_strategy
+from kvision.train.simclr import fit_simclr
+from tests.train.test_simclr import IMAGES, small_encoder
+
+common = dict(epochs=1, optimizer="sgd", learning_rate=0.05, schedule="constant", weight_decay=0.0, seed=1, verbose=0)
+one = fit_simclr(small_encoder, IMAGES, run_dir=sys.argv[1] + "/one", batch_size=32, strategy=get_strategy(["/cpu:0"]),
+                 **common)
+two = fit_simclr(small_encoder, IMAGES, run_dir=sys.argv[1] + "/two", batch_size=16,
+                 strategy=get_strategy(["/cpu:0", "/cpu:1"]), **common)
+print(json.dumps({
+    "replicas": two.strategy.num_replicas_in_sync,
+    "loss": [one.history["loss"], two.history["loss"]],
+    "weights": [[w.tolist() for w in run.model.get_weights()] for run in (one, two)],
+}))
+"""
+
+
 def test_two_replicas_match_one_device(tmp_path):
-    """Negatives are gathered across replicas and the head's BatchNorm is synchronised: the global batch decides."""
-    common = dict(epochs=1, optimizer="sgd", learning_rate=0.05, schedule="constant", weight_decay=0.0, seed=1,
-                  verbose=0)
-    one = fit_simclr(small_encoder, IMAGES, run_dir=tmp_path / "one", batch_size=32,
-                     strategy=get_strategy(["/cpu:0"]), **common)
-    two = fit_simclr(small_encoder, IMAGES, run_dir=tmp_path / "two", batch_size=16,
-                     strategy=get_strategy(["/cpu:0", "/cpu:1"]), **common)
-    assert two.strategy.num_replicas_in_sync == 2 and np.all(np.isfinite(two.history["loss"]))
-    np.testing.assert_allclose(two.history["loss"], one.history["loss"], rtol=1e-4)
-    for a, b in zip(one.model.get_weights(), two.model.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
+    """Negatives are gathered across replicas and the head's BatchNorm is synchronised: the global batch decides.
+
+    In its own process: see ``tests.helpers.run_on_two_cpus``.
+    """
+    result = run_on_two_cpus(TWO_REPLICAS_SCRIPT, tmp_path)
+    one_loss, two_loss = result["loss"]
+    assert result["replicas"] == 2 and np.all(np.isfinite(two_loss))
+    np.testing.assert_allclose(two_loss, one_loss, rtol=1e-4)
+    for a, b in zip(*result["weights"]):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-3, atol=1e-5)
 
 
 def test_mixed_precision_scales_the_loss(tmp_path):
