@@ -6,6 +6,7 @@ from kvision.train.distill import Distiller, load_teacher
 from kvision.train.engine import (
     TrainResult,
     apply_weight_decay,
+    compile_run,
     fit_classifier,
     fit_or_load,
     make_optimizer,
@@ -26,6 +27,7 @@ __all__ = [
     "TrainResult",
     "apply_weight_decay",
     "backbone_stages",
+    "compile_run",
     "compile_seq2seq",
     "epoch_budget",
     "fgsm",

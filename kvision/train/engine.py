@@ -74,6 +74,26 @@ def build_with_policy(model_fn, mixed_precision):
         keras.mixed_precision.set_dtype_policy(previous)
 
 
+def compile_run(model, *, steps_per_epoch, epochs, optimizer="sgd", learning_rate=0.1, momentum=0.9,
+                weight_decay=0.0, schedule="cosine", warmup_epochs=0, boundaries=(0.5, 0.75), clipnorm=None,
+                xla=False, steps_per_execution=1, **compile_args):
+    """Compile ``model`` with a run's optimizer, learning-rate schedule and weight decay.
+
+    Call it in the strategy scope. The one place every trainer (classifier,
+    SimCLR, seq2seq) turns its settings into a compiled model, so they all
+    mean the same thing: ``weight_decay`` decoupled for "adamw", else the L2
+    penalty of ``apply_weight_decay`` on the model's trainable kernels;
+    ``compile_args`` (loss, metrics …) go to ``model.compile``.
+    """
+    apply_weight_decay(model, 0.0 if optimizer == "adamw" else weight_decay)
+    lr = make_schedule(schedule, learning_rate, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                       warmup_epochs=warmup_epochs, boundaries=boundaries)
+    model.compile(
+        optimizer=make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay, clipnorm=clipnorm),
+        jit_compile=xla, steps_per_execution=steps_per_execution, **compile_args,
+    )
+
+
 def fit_classifier(
     model_fn,
     train,
@@ -142,26 +162,17 @@ def fit_classifier(
 
     with strategy.scope():
         model = build_with_policy(lambda: (wrap or (lambda network: network))(model_fn()), mixed_precision)
-        network = getattr(model, "network", model)
-        num_classes = network.output_shape[-1]
-        apply_weight_decay(network, 0.0 if optimizer == "adamw" else weight_decay)
-        lr = make_schedule(
-            schedule,
-            learning_rate,
-            steps_per_epoch=steps_per_epoch,
-            epochs=epochs,
-            warmup_epochs=warmup_epochs,
-            boundaries=boundaries,
-        )
-        model.compile(
-            optimizer=make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay),
+        num_classes = getattr(model, "network", model).output_shape[-1]
+        compile_run(
+            model,
+            steps_per_epoch=steps_per_epoch, epochs=epochs, optimizer=optimizer, learning_rate=learning_rate,
+            momentum=momentum, weight_decay=weight_decay, schedule=schedule, warmup_epochs=warmup_epochs,
+            boundaries=boundaries, xla=xla, steps_per_execution=steps_per_execution,
             loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=label_smoothing),
             metrics=[
                 keras.metrics.CategoricalAccuracy(name="accuracy"),
                 keras.metrics.TopKCategoricalAccuracy(k=min(5, num_classes), name="top5_accuracy"),
             ],
-            jit_compile=xla,
-            steps_per_execution=steps_per_execution,
         )
 
     pipeline = dict(batch_size=global_batch, num_classes=num_classes, seed=seed)

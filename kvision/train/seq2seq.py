@@ -11,22 +11,24 @@ from pathlib import Path
 import keras
 
 from kvision.data.text import text_pipeline
-from kvision.train.engine import build_with_policy, finished_checkpoint, fit_run, make_optimizer, run_result
-from kvision.train.schedules import make_schedule
+from kvision.train.engine import build_with_policy, compile_run, finished_checkpoint, fit_run, run_result
 from kvision.train.strategy import get_strategy
 
 
-def compile_seq2seq(model, optimizer, *, jit_compile=False):
-    """Compile ``model`` for teacher forcing: token cross-entropy and token accuracy, padding excluded.
+def seq2seq_objective():
+    """Teacher forcing's ``compile`` arguments: token cross-entropy and token accuracy, padding excluded.
 
     Padding is excluded through the per-token sample weights of ``text_pipeline``.
     """
-    model.compile(
-        optimizer=optimizer,
+    return dict(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="token_accuracy")],
-        jit_compile=jit_compile,
     )
+
+
+def compile_seq2seq(model, optimizer, *, jit_compile=False):
+    """Compile ``model`` for teacher forcing with ``optimizer`` (see ``seq2seq_objective``)."""
+    model.compile(optimizer=optimizer, jit_compile=jit_compile, **seq2seq_objective())
 
 
 def fit_seq2seq(
@@ -80,11 +82,10 @@ def fit_seq2seq(
     val_ds, _ = text_pipeline(validation_pairs, source_vocab, target_vocab, batch_size=batch_size, training=False)
     with strategy.scope():
         model = build_with_policy(model_fn, mixed_precision)
-        schedule = make_schedule(
-            "cosine", learning_rate, steps_per_epoch=steps_per_epoch, epochs=epochs,
-            warmup_epochs=min(warmup_epochs, epochs / 2),
+        compile_run(
+            model, steps_per_epoch=steps_per_epoch, epochs=epochs, optimizer="adam", learning_rate=learning_rate,
+            warmup_epochs=min(warmup_epochs, epochs / 2), clipnorm=clipnorm, xla=xla, **seq2seq_objective(),
         )
-        compile_seq2seq(model, make_optimizer("adam", schedule, clipnorm=clipnorm), jit_compile=xla)
     checkpoint = finished_checkpoint(run_dir, epochs)
     if checkpoint is not None:
         with strategy.scope():

@@ -21,15 +21,7 @@ from kvision.data import make_pipeline
 from kvision.data.augment import random_flip_left_right
 from kvision.data.dataset import check_split
 from kvision.models.common import is_positive_int, require
-from kvision.train.engine import (
-    apply_weight_decay,
-    build_with_policy,
-    finished_checkpoint,
-    fit_run,
-    make_optimizer,
-    run_result,
-)
-from kvision.train.schedules import make_schedule
+from kvision.train.engine import build_with_policy, compile_run, finished_checkpoint, fit_run, run_result
 from kvision.train.strategy import get_strategy, global_batch_size
 
 # RGB → YIQ (rows: Y, I, Q). A hue shift is a rotation of the (I, Q) chroma plane.
@@ -390,12 +382,9 @@ def fit_simclr(
             lambda: SimCLR(encoder_fn(), projection_dim=projection_dim, hidden_dim=hidden_dim, temperature=temperature),
             mixed_precision,
         )
-        if optimizer != "adamw":
-            apply_weight_decay(model, weight_decay)
-        lr = make_schedule(schedule, learning_rate, steps_per_epoch=len(images) // global_batch, epochs=epochs,
-                           warmup_epochs=warmup_epochs)
-        model.compile(optimizer=make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay),
-                      jit_compile=xla, steps_per_execution=steps_per_execution)
+        compile_run(model, steps_per_epoch=len(images) // global_batch, epochs=epochs, optimizer=optimizer,
+                    learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
+                    warmup_epochs=warmup_epochs, xla=xla, steps_per_execution=steps_per_execution)
         model.optimizer.build(model.trainable_variables)  # slots in the strategy scope, not in the first step
     checkpoint = finished_checkpoint(run_dir, epochs, restored_best=False)
     if checkpoint is not None:

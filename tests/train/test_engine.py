@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
-from kvision.train import apply_weight_decay, fit_classifier, get_strategy
+from kvision.train import Distiller, apply_weight_decay, compile_run, fit_classifier, get_strategy
 from kvision.train.callbacks import best_so_far, run_paths
 from kvision.train.engine import finished_checkpoint
 from tests.helpers import quadrant_images, small_cnn
@@ -129,6 +129,19 @@ def test_weight_decay_is_the_l2_penalty_on_kernels():
     expected = sum(0.5 * 1e-2 * float(tf.reduce_sum(tf.square(k))) for k in kernels)
     assert len(model.losses) == len(kernels) > 0
     np.testing.assert_allclose(float(sum(model.losses)), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer, penalised", [("sgd", True), ("adam", True), ("adamw", False)])
+def test_compile_run_decays_trainable_kernels_once(optimizer, penalised):
+    """L2 on the student's kernels for sgd/adam, none for adamw (decoupled), never on a frozen teacher."""
+    student, teacher = small_cnn(), small_cnn()
+    distiller = Distiller(student, teacher)
+    compile_run(distiller, steps_per_epoch=4, epochs=2, optimizer=optimizer, learning_rate=0.1, weight_decay=1e-2)
+    kernels = [layer.kernel for layer in student.layers if hasattr(layer, "kernel")]
+    expected = sum(0.5 * 1e-2 * float(tf.reduce_sum(tf.square(k))) for k in kernels) if penalised else 0.0
+    assert len(distiller.losses) == len(kernels), "the teacher's kernels get no penalty"
+    np.testing.assert_allclose(float(sum(distiller.losses)), expected, rtol=1e-5)
+    assert isinstance(distiller.optimizer, keras.optimizers.AdamW) == (optimizer == "adamw")
 
 
 def test_too_little_data_for_one_batch_is_a_clear_error(tmp_path):
