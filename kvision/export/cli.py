@@ -10,7 +10,8 @@ MODEL_PATH is a ``.keras`` file or a run directory (its
 ``config.json``. For a classifier, the evaluation split drives the warmup
 requests, parity checks and accuracy, and a sample of the training split
 calibrates int8. A GAN generator (input ``noise``) is exported with
-``export_generator``; its run's ``evaluation/quality.json`` gives the metrics.
+``export_generator``, and so is a VAE's decoder (a VAE run's checkpoints
+hold the whole VAE); the run's ``evaluation/quality.json`` gives the metrics.
 A seq2seq model is exported by re-running its recipe with the same run
 directory (it needs the vocabularies and test split the recipe builds).
 
@@ -25,7 +26,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-import kvision.models  # noqa: F401  (registers kvision's layers so .keras files load)
+import kvision.models  # registers kvision's layers so .keras files load
 from kvision.data import load_dataset
 from kvision.errors import ExportError, KvisionError
 from kvision.export.push import export_classifier, export_generator, export_translator
@@ -127,11 +128,11 @@ def tflite_variants(args, default):
 
 
 def export_for_generator(generator, args, *, name, quality=None, training_command=None, dataset=None):
-    """``export_generator`` with the export flags in ``args``; ``quality`` from ``generator_quality``."""
+    """``export_generator`` with the export flags in ``args``; ``quality`` from ``generator_quality`` (a GAN) or the VAE recipe."""
     return export_generator(
         generator, args.export_dir, name, tflite=tflite_variants(args, GENERATOR_TFLITE), version=args.version,
         push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions,
-        metrics={k: quality[k] for k in ("frechet_distance", "class_accuracy") if k in (quality or {})},
+        metrics={k: quality[k] for k in ("frechet_distance", "class_accuracy", "elbo") if k in (quality or {})},
         training_command=training_command, dataset=dataset,
     )
 
@@ -191,13 +192,15 @@ def main(argv=None):
             model = keras.saving.load_model(model_path)
         except (ValueError, OSError) as err:
             raise ExportError(f"Could not load a Keras model from {model_path}: {err}") from None
+        if isinstance(model, kvision.models.VAE):
+            model = model.decoder  # draws images from latents as a GAN generator does
         if model.inputs[0].name == "source":
             raise ExportError(
                 "A seq2seq model is exported by its recipe, which needs its vocabularies and test split: "
                 "run the recipe again with the same --run-dir (finished training is not repeated). "
                 f"Received: {model_path}"
             )
-        if model.inputs[0].name == "noise":  # a GAN run's generator; its quality.json gives the metrics
+        if model.inputs[0].name == "noise":  # a GAN's generator or a VAE's decoder; quality.json gives the metrics
             quality_file = model_path.parent.parent / "evaluation" / "quality.json"
             result = export_for_generator(
                 model, args, name=args.name, training_command=config.get("command"),

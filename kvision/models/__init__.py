@@ -1,13 +1,15 @@
-"""Model builders, registered by name: ``build("resnet20", (32, 32, 3), 10)``; the GAN model; seq2seq decoding."""
+"""Model builders, registered by name: ``build("resnet20", (32, 32, 3), 10)``; the GAN and VAE models; seq2seq decoding."""
 
 from kvision.models.cnn import build_cnn
 from kvision.models.gan import GAN, build_dcgan_discriminator, build_dcgan_generator
 from kvision.models.registry import build, get_builder, list_models, register_model
 from kvision.models.resnet import build_cifar_resnet, build_resnet
 from kvision.models.seq2seq import build_rnn_seq2seq, build_transformer_seq2seq, seq2seq_parts
+from kvision.models.vae import VAE, build_vae_decoder, build_vae_encoder
 
 __all__ = [
     "GAN",
+    "VAE",
     "build",
     "build_cifar_resnet",
     "build_cnn",
@@ -16,6 +18,8 @@ __all__ = [
     "build_resnet",
     "build_rnn_seq2seq",
     "build_transformer_seq2seq",
+    "build_vae_decoder",
+    "build_vae_encoder",
     "get_builder",
     "list_models",
     "register_model",
