@@ -12,7 +12,7 @@ from tests.recipes.helpers import run_in_process, run_recipe
 
 # 256 training images of 4 classes; half of the labels ≈ 128, 7 or 8 batches of 16 an epoch: --min-steps 40 asks
 # for 5 or 6 epochs, more than --finetune-epochs 2, and --max-epochs caps it at 2 (1 of them for the head).
-TINY = ("--epochs", 1, "--batch-size", 32, "--probe-epochs", 3, "--shares", 0.5, "--finetune-epochs", 2,
+TINY = ("--model", "cnn", "--epochs", 1, "--batch-size", 32, "--probe-epochs", 3, "--shares", 0.5, "--finetune-epochs", 2,
         "--min-steps", 40, "--max-epochs", 2, "--head-share", 0.5, "--finetune-batch-size", 16)
 
 
