@@ -1,7 +1,7 @@
 """Variational autoencoder on Fashion-MNIST: training → test ELBO → pictures → decoder export.
 
     python recipes/vae.py                        # 2-D latent space: the traversal grid is the whole manifold
-    python recipes/vae.py --latent-dim 16        # a better ELBO; the grid sweeps latent dimensions 0 and 1
+    python recipes/vae.py --latent-dim 16        # a richer code; the grid sweeps latent dimensions 0 and 1
     python recipes/vae.py --beta 4               # β-VAE: more KL pressure, smoother and blurrier
 
 Fashion-MNIST is found locally as in fashion_mnist.py; ``--validation-size``
