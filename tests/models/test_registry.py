@@ -83,6 +83,8 @@ def test_malformed_shapes_and_class_counts_are_rejected(input_shape, num_classes
 def test_models_are_listed_and_looked_up_by_task():
     assert list_models("gan") == ["dcgan_discriminator", "dcgan_generator"]
     assert "cnn" in list_models("classifier") and "dcgan_generator" not in list_models("classifier")
-    assert sorted(list_models("classifier") + list_models("gan") + list_models("seq2seq")) == list_models()
+    assert list_models("vae") == ["vae_decoder", "vae_encoder"]
+    tasks = ("classifier", "gan", "seq2seq", "vae")
+    assert sorted(name for task in tasks for name in list_models(task)) == list_models()
     with pytest.raises(ModelError, match="Unknown classifier model name. Expected one of: cnn, .*Received: name='dcgan_generator'"):
         get_builder("dcgan_generator", "classifier")
