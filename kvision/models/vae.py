@@ -89,8 +89,8 @@ def build_vae_decoder(input_shape, *, latent_dim=2, filters=(64, 32), dense_unit
     x = layers.Dense(dense_units, activation="relu", name="hidden")(noise)
     x = layers.Dense(height // scale * width // scale * filters[0], activation="relu", name="project")(x)
     x = layers.Reshape((height // scale, width // scale, filters[0]), name="to_map")(x)
-    for index, width_ in enumerate(filters):
-        x = layers.Conv2DTranspose(width_, 3, strides=2, padding="same", activation="relu", name=f"up{index + 1}")(x)
+    for index, units in enumerate(filters):
+        x = layers.Conv2DTranspose(units, 3, strides=2, padding="same", activation="relu", name=f"up{index + 1}")(x)
     logits = layers.Conv2DTranspose(channels, 3, padding="same", dtype="float32", name=LOGITS)(x)
     mean = layers.Activation("sigmoid", dtype="float32", name="mean")(logits)
     image = layers.Rescaling(2.0, offset=-1.0, dtype="float32", name="image")(mean)
