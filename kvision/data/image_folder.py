@@ -50,7 +50,7 @@ def _list_split(split_dir, class_names):
     return items
 
 
-def _decode(path, size):
+def decode_file(path, size):
     try:
         image = tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False).numpy()
     except tf.errors.InvalidArgumentError as err:
@@ -61,10 +61,12 @@ def _decode(path, size):
     return image if size is None else resize_uint8(image, size)
 
 
-def _to_channels(image, channels):
+def to_channels(image, channels):
     """Grayscale(+alpha) or RGB(A) ``image`` with exactly ``channels`` (1 or 3) channels."""
     if image.shape[-1] in (1, 2):  # gray, gray + alpha
         return np.repeat(image[..., :1], channels, axis=-1)
+    if channels == 1:  # the luma weights of tf.image.rgb_to_grayscale
+        return np.round(image[..., :3] @ np.array([0.2989, 0.5870, 0.1140]))[..., None].astype(np.uint8)
     return image[..., :3]  # RGB, RGB + alpha
 
 
@@ -97,7 +99,7 @@ def read_image_folder(directory, image_size=None):
     items = {split: _list_split(directory / split, class_names) for split in SPLITS}
     decoded = {
         split: [
-            _decode(path, image_size)
+            decode_file(path, image_size)
             for path, _ in tqdm(items[split], desc=f"Decoding {split} images", disable=None)
         ]
         for split in SPLITS
@@ -108,7 +110,7 @@ def read_image_folder(directory, image_size=None):
     channels = 1 if all(image.shape[-1] in (1, 2) for image in every_image) else 3
     splits = {
         split: (
-            np.stack([_to_channels(image, channels) for image in decoded[split]]),
+            np.stack([to_channels(image, channels) for image in decoded[split]]),
             np.array([label for _, label in items[split]], dtype=np.int64),
         )
         for split in SPLITS

@@ -254,25 +254,45 @@ def vocabulary_from_config(config):
     return VOCABULARIES[kind](**config)  # get_config's keys are the constructor's arguments
 
 
-def save_vocabularies(path, source, target):
-    """Write both vocabularies to ``path`` (JSON), atomically."""
+def _save_configs(path, vocabularies):
+    """Write ``{key: vocabulary}`` to ``path`` as JSON of their configs, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"source": source.get_config(), "target": target.get_config()}, ensure_ascii=False, indent=1)
+    configs = {key: vocab.get_config() for key, vocab in vocabularies.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
+        f.write(json.dumps(configs, ensure_ascii=False, indent=1))
     os.replace(tmp, path)
+
+
+def _load_configs(path, keys):
+    """The vocabularies ``keys`` of a file written by ``_save_configs``, in order."""
+    path = Path(path)
+    try:
+        configs = json.loads(path.read_text(encoding="utf-8"))
+        return [vocabulary_from_config(configs[key]) for key in keys]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise DataError(f"Expected a vocabularies JSON file with {', '.join(keys)}. Received: {path} ({error})") from None
+
+
+def save_vocabularies(path, source, target):
+    """Write a seq2seq model's two vocabularies to ``path`` (JSON), atomically."""
+    _save_configs(path, {"source": source, "target": target})
 
 
 def load_vocabularies(path):
     """``(source, target)`` vocabularies saved by ``save_vocabularies``."""
-    path = Path(path)
-    try:
-        configs = json.loads(path.read_text(encoding="utf-8"))
-        return vocabulary_from_config(configs["source"]), vocabulary_from_config(configs["target"])
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DataError(f"Expected a vocabularies JSON file written by save_vocabularies. Received: {path} ({error})") from None
+    return tuple(_load_configs(path, ("source", "target")))
+
+
+def save_vocabulary(path, vocab):
+    """Write one vocabulary (a captioner's) to ``path`` (JSON), atomically."""
+    _save_configs(path, {"vocabulary": vocab})
+
+
+def load_vocabulary(path):
+    """The vocabulary saved by ``save_vocabulary``."""
+    return _load_configs(path, ("vocabulary",))[0]
 
 
 def encode_pairs(pairs, source_vocab, target_vocab):

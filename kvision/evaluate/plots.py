@@ -86,3 +86,27 @@ def plot_attention(examples, path, *, columns=2):
         ax.set_xlabel("source")
         ax.set_ylabel("output")
     return save_figure(fig, path)
+
+
+def plot_caption_attention(examples, path, *, max_words=12):
+    """One row per ``(image [H, W, C], words, weights [T, h, w])``: the image, then where the decoder looked for each word.
+
+    Each word's ``h × w`` attention map is stretched over the image (nearest
+    neighbour, so the feature map's cells stay visible) at 60% opacity.
+    """
+    columns = 1 + min(max_words, max(len(words) for _, words, _ in examples))
+    fig, axes = plt.subplots(len(examples), columns, figsize=(1.6 * columns, 1.8 * len(examples)), squeeze=False)
+    for row, (image, words, weights) in zip(axes, examples):
+        image = np.asarray(image, np.float32)[..., :3] / 255.0
+        gray = image.shape[-1] == 1
+        shown = image[..., 0] if gray else image
+        extent = (0, image.shape[1], image.shape[0], 0)
+        for ax in row:
+            ax.axis("off")
+        row[0].imshow(shown, cmap="gray" if gray else None, vmin=0, vmax=1)
+        row[0].set_title("image", fontsize=8)
+        for ax, word, weight in zip(row[1:], words, weights):
+            ax.imshow(shown, cmap="gray" if gray else None, vmin=0, vmax=1, extent=extent)
+            ax.imshow(weight, cmap="inferno", alpha=0.6, extent=extent, interpolation="nearest")
+            ax.set_title(word, fontsize=8)
+    return save_figure(fig, path)

@@ -60,11 +60,24 @@ def sequence_error_rates(hypotheses, references):
     }
 
 
+def bleu_scores(hypotheses, references, *, max_order=4):
+    """Corpus BLEU-1 … BLEU-``max_order`` in [0, 1]: ``{"bleu_1": …, "bleu_4": …}``.
+
+    BLEU-n is the geometric mean of the 1- to n-gram precisions times the
+    brevity penalty (``keras_nlp.metrics.Bleu``: sacreBLEU's 13a tokenisation),
+    each hypothesis scored against all its references.
+    """
+    scores = {}
+    for order in range(1, max_order + 1):
+        metric = keras_hub.metrics.Bleu(max_order=order)
+        metric.update_state(tf.ragged.constant(references), tf.constant(hypotheses))
+        scores[f"bleu_{order}"] = float(metric.result())
+    return scores
+
+
 def corpus_bleu(hypotheses, references):
-    """Corpus BLEU-4 in [0, 100] with ``keras_nlp.metrics.Bleu`` (sacreBLEU's 13a tokenisation and brevity penalty)."""
-    metric = keras_hub.metrics.Bleu(max_order=4)
-    metric.update_state(tf.ragged.constant(references), tf.constant(hypotheses))
-    return float(metric.result()) * 100
+    """Corpus BLEU-4 in [0, 100] (see ``bleu_scores``), the scale of the translation literature."""
+    return bleu_scores(hypotheses, references)["bleu_4"] * 100
 
 
 def translate_all(translator, sources, *, batch_size=256):

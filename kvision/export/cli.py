@@ -12,8 +12,9 @@ requests, parity checks and accuracy, and a sample of the training split
 calibrates int8. A GAN generator (input ``noise``) is exported with
 ``export_generator``, and so is a VAE's decoder (a VAE run's checkpoints
 hold the whole VAE); the run's ``evaluation/quality.json`` gives the metrics.
-A seq2seq model is exported by re-running its recipe with the same run
-directory (it needs the vocabularies and test split the recipe builds).
+A seq2seq model or an image captioner is exported by re-running its recipe
+with the same run directory (it needs the vocabularies and test split the
+recipe builds).
 
     python -m kvision.export runs/fashion_mnist_dcgan_conditional --name fashion_mnist_dcgan_conditional --tflite float32
 """
@@ -29,7 +30,7 @@ import numpy as np
 import kvision.models  # registers kvision's layers so .keras files load
 from kvision.data import load_dataset
 from kvision.errors import ExportError, KvisionError
-from kvision.export.push import export_classifier, export_generator, export_translator
+from kvision.export.push import export_captioner, export_classifier, export_generator, export_translator
 from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
 
 REPRESENTATIVE_IMAGES = 300
@@ -147,6 +148,17 @@ def export_for_translator(translator, args, *, name, sources, report, training_c
     )
 
 
+def export_for_captioner(captioner, args, *, name, images, report, training_command=None, dataset=None):
+    """``export_captioner`` with the export flags in ``args``; ``report`` from ``evaluate_captioner``."""
+    return export_captioner(
+        captioner, args.export_dir, name, images, min_bleu_4=args.bless_min_bleu_4, version=args.version,
+        push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions,
+        metrics={k: report[k] for k in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "exact_match", "item_match",
+                                        "token_accuracy") if k in report},
+        training_command=training_command, dataset=dataset,
+    )
+
+
 def resolve_model_path(path):
     """A ``.keras`` file from ``path`` (a file or a run directory) and the run's config, if any."""
     path = Path(path)
@@ -194,9 +206,9 @@ def main(argv=None):
             raise ExportError(f"Could not load a Keras model from {model_path}: {err}") from None
         if isinstance(model, kvision.models.VAE):
             model = model.decoder  # draws images from latents as a GAN generator does
-        if model.inputs[0].name == "source":
+        if model.inputs[0].name == "source" or kvision.models.captioning.is_captioner(model):
             raise ExportError(
-                "A seq2seq model is exported by its recipe, which needs its vocabularies and test split: "
+                "A seq2seq model or captioner is exported by its recipe, which needs its vocabularies and test split: "
                 "run the recipe again with the same --run-dir (finished training is not repeated). "
                 f"Received: {model_path}"
             )

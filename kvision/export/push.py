@@ -40,11 +40,13 @@ from kvision.export.saved_model import (
     write_warmup,
 )
 from kvision.export.signatures import (
+    CAPTIONER_OUTPUTS,
     TEXT_OPS_MODULE,
     TRANSLATOR_OUTPUTS,
     classifier_archive,
     generator_archive,
     generator_endpoint,
+    save_captioner,
     save_translator,
 )
 from kvision.export.tflite import TFLiteClassifier, check_generator_variants, convert, convert_function
@@ -343,6 +345,38 @@ def export_generator(generator, base_dir, name, *, tflite=("float32",), parity_s
     return push_version(base_dir, name, write_and_verify, **push_options)
 
 
+def _verify_decoder(staging, name, parity, expected, *, input_name, text_key, beams_signature, outputs):
+    """Warmup and fresh-process checks of a saved ``Translator`` or ``Captioner``: ``(summary, checks)``.
+
+    The fresh process (TensorFlow and TensorFlow Text only) must decode
+    ``parity`` into exactly the texts of ``expected[text_key]``, scores within 1e-3.
+    """
+    write_warmup(staging, [("serving_default", {input_name: parity[:1]}), ("serving_default", {input_name: parity[:8]}),
+                           (beams_signature, {input_name: parity[:1]})], name)
+    wanted = [text.decode("utf-8") for text in expected[text_key].numpy()]
+
+    def compare(summary, served):
+        texts = next(call[text_key] for call in summary["calls"] if call["file"] == 1)
+        return [
+            verify.Check(f"SavedModel {text_key} differing from in-process decoding",
+                         float(sum(a != b for a, b in zip(texts, wanted, strict=True))), "<=", 0.0),
+            verify.Check("SavedModel max abs Δscore",
+                         float(np.max(np.abs(served["serving_default"]["scores"] - expected["scores"].numpy()))),
+                         "<=", verify.TRANSLATOR_MAX_SCORE_DIFF),
+            *verify.serving_checks(summary, outputs),
+        ]
+
+    summary, _, checks = _fresh_process_checks(staging, [("serving_default", {input_name: parity})], name, compare,
+                                               imports=(TEXT_OPS_MODULE,))
+    return summary, checks
+
+
+def _metric_check(push_options, metric, label, op, bar):
+    """A blessing bar on a test metric the recipe passed in ``push_options["metrics"]`` (a missing one fails)."""
+    missing = float("inf") if op == "<=" else float("nan")
+    return verify.Check(label, float((push_options.get("metrics") or {}).get(metric, missing)), op, bar)
+
+
 def export_translator(translator, base_dir, name, sources, *, max_word_error_rate=None, **push_options):
     """Export a seq2seq ``Translator`` as a verified, versioned SavedModel (strings in, strings out).
 
@@ -357,27 +391,12 @@ def export_translator(translator, base_dir, name, sources, *, max_word_error_rat
     expected = translator.translate(tf.constant(parity, tf.string))
     expected_outputs = [text.decode("utf-8") for text in expected["outputs"].numpy()]
 
-    def compare(summary, outputs):
-        served = next(call["outputs"] for call in summary["calls"] if call["file"] == 1)
-        return [
-            verify.Check("SavedModel outputs differing from in-process decoding",
-                         float(sum(a != b for a, b in zip(served, expected_outputs, strict=True))), "<=", 0.0),
-            verify.Check("SavedModel max abs Δscore",
-                         float(np.max(np.abs(outputs["serving_default"]["scores"] - expected["scores"].numpy()))),
-                         "<=", verify.TRANSLATOR_MAX_SCORE_DIFF),
-            *verify.serving_checks(summary, TRANSLATOR_OUTPUTS),
-        ]
-
     def write_and_verify(staging):
         save_translator(translator, staging)
-        write_warmup(staging, [("serving_default", {"inputs": parity[:1]}), ("serving_default", {"inputs": parity[:8]}),
-                               ("translate_beams", {"inputs": parity[:1]})], name)
-        summary, _, checks = _fresh_process_checks(
-            staging, [("serving_default", {"inputs": parity})], name, compare, imports=(TEXT_OPS_MODULE,)
-        )
+        summary, checks = _verify_decoder(staging, name, parity, expected, input_name="inputs", text_key="outputs",
+                                          beams_signature="translate_beams", outputs=TRANSLATOR_OUTPUTS)
         if max_word_error_rate is not None:
-            wer = (push_options.get("metrics") or {}).get("word_error_rate", float("inf"))
-            checks.append(verify.Check("test word error rate", float(wer), "<=", max_word_error_rate))
+            checks.append(_metric_check(push_options, "word_error_rate", "test word error rate", "<=", max_word_error_rate))
         model = translator.model
         evaluation = {
             "parity": {"examples": len(parity), "robustness": dict(zip(ROBUSTNESS_INPUTS, expected_outputs[-len(ROBUSTNESS_INPUTS):]))},
@@ -395,6 +414,60 @@ def export_translator(translator, base_dir, name, sources, *, max_word_error_rat
                 "Figures hold for text like the evaluation data; nothing else was measured.",
                 f"Inputs longer than {translator.source_vocab.max_length} tokens are cut; characters or words "
                 "not in the training vocabulary are read as [UNK].",
+            ],
+        }
+        return evaluation, checks
+
+    return push_version(base_dir, name, write_and_verify, **push_options)
+
+
+def robustness_images(image_shape, seed=0):
+    """Encoded images a captioner must answer: a JPEG at its size, a larger PNG in the other colour mode."""
+    rng = np.random.default_rng(seed)
+    height, width, channels = image_shape
+    same = rng.integers(0, 256, (height, width, channels), dtype=np.uint8)
+    other = rng.integers(0, 256, (height * 2 + 3, width + 5, 4 - channels if channels in (1, 3) else 3), dtype=np.uint8)
+    return [tf.io.encode_jpeg(same).numpy(), tf.io.encode_png(other).numpy()]
+
+
+def export_captioner(captioner, base_dir, name, images, *, min_bleu_4=None, **push_options):
+    """Export an image ``Captioner`` as a verified, versioned SavedModel (encoded images in, captions out).
+
+    The checks: a fresh process with TensorFlow and TensorFlow Text only
+    answers ``serving_default`` for ``images`` (uint8, sent as PNG) and for
+    ``robustness_images`` with exactly the captions decoded here, scores
+    within 1e-3; every signature answers its warmup requests; with
+    ``min_bleu_4``, the test BLEU-4 in ``push_options["metrics"]`` reaches it.
+    ``push_options`` as for ``export_classifier``.
+    """
+    parity = np.array([*(tf.io.encode_png(image).numpy() for image in images),
+                       *robustness_images(captioner.image_shape)], dtype=object)
+    expected = captioner.caption(tf.constant(parity, tf.string))
+
+    def write_and_verify(staging):
+        save_captioner(captioner, staging)
+        summary, checks = _verify_decoder(staging, name, parity, expected, input_name="image_bytes", text_key="captions",
+                                          beams_signature="caption_beams", outputs=CAPTIONER_OUTPUTS)
+        if min_bleu_4 is not None:
+            checks.append(_metric_check(push_options, "bleu_4", "test BLEU-4", ">=", min_bleu_4))
+        model = captioner.model
+        height, width, channels = captioner.image_shape
+        evaluation = {
+            "parity": {"examples": len(parity),
+                       "robustness": [c.decode("utf-8") for c in expected["captions"].numpy()[len(images):]]},
+            "sizes_bytes": {"saved_model": saved_model_size(staging)},
+            "latency_ms_batch1": _latencies(summary, {}),
+            "signatures": summary["signatures"],
+            "model_summary": {
+                "name": model.name,
+                "parameters": int(model.count_params()),
+                "input": f"JPEG/PNG/BMP/GIF bytes, decoded and resized to {height}×{width}×{channels} in the graph",
+                "output": f"captions of at most {captioner.max_length} tokens, beam width {captioner.beam_width}",
+                "needs": f"tensorflow and {TEXT_OPS_MODULE} (its ops are in the graph)",
+            },
+            "limitations": [
+                "Figures hold for images like the evaluation data; nothing else was measured.",
+                f"Images of another size are resized to {height}×{width}, which the training data never needed.",
             ],
         }
         return evaluation, checks

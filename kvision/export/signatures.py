@@ -22,17 +22,24 @@ A seq2seq ``Translator`` answers ``serving_default``: ``inputs`` string
 ``translate_beams``: the same input → every beam, ``[N, beam_width]``, best
 first. Tokenisation, the search loop and detokenisation are in the graph;
 the keras-nlp tokenizers put TensorFlow Text ops in it (``TEXT_OPS_MODULE``).
+
+A ``Captioner`` answers ``serving_default``: ``image_bytes`` string ``[N]``
+(JPEG/PNG/BMP/GIF of any size) → ``captions`` string ``[N]`` and ``scores``
+float32 ``[N]``, and ``caption_beams``: every beam. Image decoding, the
+search and detokenisation are in the graph.
 """
 
 import keras
 import tensorflow as tf
 
+from kvision.data.decode import decode_images
 from kvision.errors import ExportError
-from kvision.models.decoding import Translator
+from kvision.models.decoding import Captioner, Translator
 from kvision.models.gan import generator_classes, to_uint8
 
 EXAMPLE_FEATURE = "image/encoded"
 TRANSLATOR_OUTPUTS = ("outputs", "scores")
+CAPTIONER_OUTPUTS = ("captions", "scores")
 # Loading a translator needs this module imported first: it registers the TensorFlow Text ops.
 TEXT_OPS_MODULE = "tensorflow_text"
 OUTPUTS = ("logits", "probabilities", "class_id", "class_name")
@@ -45,38 +52,6 @@ def signature_specs(image_shape):
         "serve_images": ("images", tf.TensorSpec((None, *image_shape), tf.uint8, name="images")),
         "serve_examples": ("examples", tf.TensorSpec((None,), tf.string, name="examples")),
     }
-
-
-def _to_channels(image, channels):
-    """A decoded uint8 ``[h, w, 1..4]`` image as ``channels`` (1 or 3) channels, alpha dropped."""
-    has_color = tf.shape(image)[-1] >= 3
-    if channels == 3:
-        return tf.cond(has_color, lambda: image[..., :3], lambda: tf.image.grayscale_to_rgb(image[..., :1]))
-    return tf.cond(has_color, lambda: tf.image.rgb_to_grayscale(image[..., :3]), lambda: image[..., :1])
-
-
-def decode_images(image_bytes, image_shape):
-    """Encoded images (string ``[N]``) as float32 ``[N, H, W, C]`` in 0..255.
-
-    Images already at ``H×W`` are passed through untouched, so a lossless
-    encoding of a training image reaches the model bit-exact; others are
-    resized with antialiasing. An undecodable input fails with
-    ``InvalidArgumentError: Unknown image file format``.
-    """
-    height, width, channels = image_shape
-
-    def decode_one(encoded):
-        image = tf.io.decode_image(encoded, channels=0, expand_animations=False)
-        image = tf.cast(_to_channels(image, channels), tf.float32)
-        same_size = tf.reduce_all(tf.shape(image)[:2] == (height, width))
-        image = tf.cond(
-            same_size,
-            lambda: image,
-            lambda: tf.image.resize(image, (height, width), antialias=True),
-        )
-        return tf.ensure_shape(image, image_shape)
-
-    return tf.map_fn(decode_one, image_bytes, fn_output_signature=tf.TensorSpec(image_shape, tf.float32))
 
 
 def check_images(images, image_shape):
@@ -172,19 +147,33 @@ def generator_archive(generator):
     return archive
 
 
-def save_translator(translator, path):
-    """Write ``translator`` (a ``kvision.models.decoding.Translator``) as a SavedModel with its two signatures.
+def _serving_copy(model):
+    """An uncompiled clone of ``model`` with its weights, so the optimizer's state stays out of an artifact."""
+    copy = keras.Model.from_config(model.get_config())  # clone_model would compile the copy
+    copy.set_weights(model.get_weights())
+    return copy
 
-    What is saved is a copy on an uncompiled clone of the model, so the
-    optimizer's state (two Adam slots per weight) stays out of the artifact.
-    """
-    model = keras.Model.from_config(translator.model.get_config())  # clone_model would compile the copy
-    model.set_weights(translator.model.get_weights())
+
+def save_translator(translator, path):
+    """Write ``translator`` (a ``kvision.models.decoding.Translator``) as a SavedModel with its two signatures."""
     serving = Translator(
-        model, translator.source_vocab, translator.target_vocab, beam_width=translator.beam_width, alpha=translator.alpha
+        _serving_copy(translator.model), translator.source_vocab, translator.target_vocab,
+        beam_width=translator.beam_width, alpha=translator.alpha,
     )
     tf.saved_model.save(
         serving,
         str(path),
         signatures={"serving_default": serving.translate, "translate_beams": serving.translate_beams},
+    )
+
+
+def save_captioner(captioner, path):
+    """Write ``captioner`` (a ``kvision.models.decoding.Captioner``) as a SavedModel with its two signatures."""
+    serving = Captioner(
+        _serving_copy(captioner.model), captioner.target_vocab, beam_width=captioner.beam_width, alpha=captioner.alpha
+    )
+    tf.saved_model.save(
+        serving,
+        str(path),
+        signatures={"serving_default": serving.caption, "caption_beams": serving.caption_beams},
     )

@@ -1,5 +1,6 @@
-"""Model builders, registered by name: ``build("resnet20", (32, 32, 3), 10)``; the GAN and VAE models; seq2seq decoding."""
+"""Model builders, registered by name: ``build("resnet20", (32, 32, 3), 10)``; the GAN and VAE models; seq2seq and captioning decoding."""
 
+from kvision.models.captioning import build_show_attend_tell, captioning_parts
 from kvision.models.cnn import build_cnn
 from kvision.models.gan import GAN, build_dcgan_discriminator, build_dcgan_generator
 from kvision.models.registry import build, get_builder, list_models, register_model
@@ -17,9 +18,11 @@ __all__ = [
     "build_dcgan_generator",
     "build_resnet",
     "build_rnn_seq2seq",
+    "build_show_attend_tell",
     "build_transformer_seq2seq",
     "build_vae_decoder",
     "build_vae_encoder",
+    "captioning_parts",
     "get_builder",
     "list_models",
     "register_model",

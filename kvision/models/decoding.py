@@ -1,4 +1,4 @@
-"""Decoding trained seq2seq models: greedy search, beam search, and a strings-to-strings ``Translator``.
+"""Decoding trained seq2seq and captioning models: greedy search, beam search, ``Translator`` and ``Captioner``.
 
 Everything is TensorFlow ops in ``tf.while_loop``s, so the whole search runs
 inside ``tf.function`` and is saved in a SavedModel. Beam search is written
@@ -9,11 +9,18 @@ hypotheses must stop accumulating log-probability, and a length penalty.
 
 import tensorflow as tf
 
+from kvision.data.decode import decode_images
 from kvision.data.text import END_ID, PAD_ID, START_ID
 from kvision.errors import ModelError
+from kvision.models.captioning import captioning_parts, is_captioner
 from kvision.models.seq2seq import seq2seq_parts
 
 _NEG = -1e9  # log-probability of an impossible choice (finite, so sums stay finite)
+
+
+def decoding_parts(model):
+    """The encode/decode pieces of a seq2seq model or a captioner (``Seq2SeqParts``)."""
+    return captioning_parts(model) if is_captioner(model) else seq2seq_parts(model)
 
 
 def length_penalty(lengths, alpha):
@@ -60,17 +67,19 @@ def greedy_decode(model, source, *, max_length):
     """The most likely next token at every step.
 
     Args:
-        model: a model from ``build_rnn_seq2seq`` / ``build_transformer_seq2seq``.
-        source: ``int32[B, S]`` token ids, 0-padded.
+        model: a model from ``build_rnn_seq2seq`` / ``build_transformer_seq2seq``,
+            or a captioner from ``build_show_attend_tell``.
+        source: ``int32[B, S]`` token ids, 0-padded; for a captioner, images
+            ``float32[B, H, W, C]`` in 0..255.
         max_length: most tokens generated, ``[END]`` included.
 
     Returns:
         ``(tokens int32[B, max_length], log_probs float32[B])``: tokens after
         ``[START]``, ``[END]`` then padding once a sequence has ended.
     """
-    parts = seq2seq_parts(model)
+    parts = decoding_parts(model)
     _check_max_length(parts, max_length)
-    source = tf.convert_to_tensor(source, tf.int32)
+    source = tf.cast(source, parts.source_dtype)
     batch = tf.shape(source)[0]
     encoded = parts.encode(source)
 
@@ -101,12 +110,12 @@ def beam_search(model, source, *, beam_width=5, max_length, alpha=0.0):
         ``(tokens int32[B, beam_width, max_length], scores float32[B, beam_width])``,
         scores being length-normalised log-probabilities, in descending order.
     """
-    parts = seq2seq_parts(model)
+    parts = decoding_parts(model)
     _check_max_length(parts, max_length)
     if not (isinstance(beam_width, int) and beam_width >= 1):
         raise ModelError(f"beam_width must be a positive integer. Received: beam_width={beam_width!r}")
     k = beam_width
-    source = tf.convert_to_tensor(source, tf.int32)
+    source = tf.cast(source, parts.source_dtype)
     batch = tf.shape(source)[0]
     encoded = tf.nest.map_structure(lambda x: tf.repeat(x, k, axis=0), parts.encode(source))
     # Only the first beam of each source is live at the start; the others are copies.
@@ -153,11 +162,15 @@ def beam_search(model, source, *, beam_width=5, max_length, alpha=0.0):
 
 
 def attention_weights(model, source, target_in):
-    """Attention weights ``[B, T, S]`` of an RNN model reading ``target_in`` (e.g. ``[START]`` + its own output)."""
-    parts = seq2seq_parts(model)
+    """Attention weights ``[B, T, S]`` of an RNN model or captioner (``S``: image locations) reading ``target_in``.
+
+    ``target_in`` is e.g. ``[START]`` + the model's own output.
+    """
+    parts = decoding_parts(model)
     if not parts.incremental:
         raise ModelError(f"Attention weights are returned by the RNN models only. Received: model={model.name!r}")
-    _, _, weights = parts.decode(tf.convert_to_tensor(target_in, tf.int32), *parts.encode(tf.convert_to_tensor(source, tf.int32)))
+    source = tf.cast(source, parts.source_dtype)
+    _, _, weights = parts.decode(tf.convert_to_tensor(target_in, tf.int32), *parts.encode(source))
     return weights
 
 
@@ -167,13 +180,48 @@ def strip_special(tokens):
     return tf.ragged.boolean_mask(tokens, before_end & (tokens != PAD_ID))
 
 
-class Translator(tf.Module):
+class _Decoder(tf.Module):
+    """Search and detokenisation shared by ``Translator`` and ``Captioner``.
+
+    Outputs have at most ``target_vocab.max_length`` tokens: a hypothesis
+    that has not produced ``[END]`` by then is cut. ``beam_width`` 1 is
+    greedy search; ``alpha`` is the beam search's length-penalty exponent.
+    """
+
+    def __init__(self, model, target_vocab, *, beam_width, alpha, name):
+        super().__init__(name=name)
+        self.model = model
+        self.target_vocab = target_vocab
+        self.beam_width = beam_width
+        self.alpha = alpha
+        self.max_length = target_vocab.max_length
+        _check_max_length(decoding_parts(model), self.max_length)
+
+    def search(self, source):
+        """``beam_search`` of ``source`` with this decoder's settings: ``(tokens [N, K, L], scores [N, K])``."""
+        return beam_search(self.model, source, beam_width=self.beam_width, max_length=self.max_length, alpha=self.alpha)
+
+    def best(self, source):
+        """``(text string[N], score float32[N])``: the best hypothesis for each source."""
+        if self.beam_width == 1:
+            tokens, scores = greedy_decode(self.model, source, max_length=self.max_length)
+            return self.target_vocab.detokenize(strip_special(tokens)), scores
+        texts, scores = self.beams(source)
+        return texts[:, 0], scores[:, 0]
+
+    def beams(self, source):
+        """``(text string[N, K], score float32[N, K])``: every beam, best first."""
+        tokens, scores = self.search(source)
+        flat = self.target_vocab.detokenize(strip_special(tf.reshape(tokens, [-1, self.max_length])))
+        return tf.reshape(flat, tf.shape(scores)), scores
+
+
+class Translator(_Decoder):
     """Strings in, strings out: tokenisation, search and detokenisation in one TensorFlow graph.
 
     Sources are cut to ``source_vocab.max_length`` tokens (characters or word
     pieces); an empty source reads as all padding; unseen characters or
-    words become ``[UNK]``. Outputs have at most ``target_vocab.max_length``
-    tokens: a hypothesis that has not produced ``[END]`` by then is cut.
+    words become ``[UNK]``.
 
     Args:
         model: a trained seq2seq model.
@@ -183,36 +231,57 @@ class Translator(tf.Module):
     """
 
     def __init__(self, model, source_vocab, target_vocab, *, beam_width=5, alpha=0.0):
-        super().__init__(name="translator")
-        self.model = model
+        super().__init__(model, target_vocab, beam_width=beam_width, alpha=alpha, name="translator")
         self.source_vocab = source_vocab
-        self.target_vocab = target_vocab
-        self.beam_width = beam_width
-        self.alpha = alpha
-        self.max_length = target_vocab.max_length
-        _check_max_length(seq2seq_parts(model), self.max_length)
 
     def source_ids(self, texts):
         """``int32[N, S]``: the cut source tokens, right-padded; ``S`` ≥ 1 even when every text is empty."""
         ids = self.source_vocab.tokenize(texts)[:, : self.source_vocab.max_length].to_tensor(default_value=PAD_ID)
         return tf.pad(ids, [[0, 0], [0, tf.maximum(0, 1 - tf.shape(ids)[1])]])
 
-    def search(self, source_ids):
-        """``beam_search`` of ``source_ids`` with this translator's settings: ``(tokens [N, K, L], scores [N, K])``."""
-        return beam_search(self.model, source_ids, beam_width=self.beam_width, max_length=self.max_length, alpha=self.alpha)
-
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def translate_beams(self, texts):
         """``{"outputs": string[N, K], "scores": float32[N, K]}``: every beam, best first."""
-        tokens, scores = self.search(self.source_ids(texts))
-        flat = self.target_vocab.detokenize(strip_special(tf.reshape(tokens, [-1, self.max_length])))
-        return {"outputs": tf.reshape(flat, tf.shape(scores)), "scores": scores}
+        outputs, scores = self.beams(self.source_ids(texts))
+        return {"outputs": outputs, "scores": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def translate(self, texts):
         """``{"outputs": string[N], "scores": float32[N]}``: the best hypothesis of each source and its score."""
-        if self.beam_width == 1:
-            tokens, scores = greedy_decode(self.model, self.source_ids(texts), max_length=self.max_length)
-            return {"outputs": self.target_vocab.detokenize(strip_special(tokens)), "scores": scores}
-        beams = self.translate_beams(texts)
-        return {"outputs": beams["outputs"][:, 0], "scores": beams["scores"][:, 0]}
+        outputs, scores = self.best(self.source_ids(texts))
+        return {"outputs": outputs, "scores": scores}
+
+
+class Captioner(_Decoder):
+    """Encoded images in, captions out: decoding, resizing, search and detokenisation in one graph.
+
+    Images of any size are converted to the model's channels and resized to
+    its input size (see ``kvision.data.decode.decode_images``).
+
+    Args:
+        model: a trained captioner (``build_show_attend_tell``).
+        vocab: the caption vocabulary it was trained with.
+        beam_width: 1 is greedy search.
+        alpha: length-penalty exponent of the beam search.
+    """
+
+    def __init__(self, model, vocab, *, beam_width=5, alpha=0.0):
+        super().__init__(model, vocab, beam_width=beam_width, alpha=alpha, name="captioner")
+        self.image_shape = tuple(model.input["image"].shape[1:])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def caption(self, image_bytes):
+        """``{"captions": string[N], "scores": float32[N]}``: the best caption of each image and its score."""
+        captions, scores = self.best(decode_images(image_bytes, self.image_shape))
+        return {"captions": captions, "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def caption_beams(self, image_bytes):
+        """``{"captions": string[N, K], "scores": float32[N, K]}``: every beam, best first."""
+        captions, scores = self.beams(decode_images(image_bytes, self.image_shape))
+        return {"captions": captions, "scores": scores}
+
+    @tf.function(reduce_retracing=True)
+    def caption_images(self, images):
+        """``(captions string[N], scores float32[N])`` of decoded images ``float32[N, H, W, C]`` in 0..255."""
+        return self.best(images)

@@ -2,10 +2,11 @@
 
 Builders are plain functions ``build_x(input_shape, num_classes, **options)``
 (``build_x(source_vocab_size, target_vocab_size, **options)`` for seq2seq
-models, ``build_x(input_shape, **options)`` for the VAE's networks) returning a functional ``keras.Model``. A registered name binds a builder to a
+models, ``build_x(input_shape, vocab_size, **options)`` for captioners,
+``build_x(input_shape, **options)`` for the VAE's networks) returning a functional ``keras.Model``. A registered name binds a builder to a
 dict of default options (a *variant*), so ``resnet56`` is ``build_cifar_resnet``
 with ``depth=56``; ``build(name, ..., **overrides)`` merges the overrides on top.
-Each name also has a task (``"classifier"``, ``"gan"``, ``"seq2seq"``, ``"vae"``), so a
+Each name also has a task (``"classifier"``, ``"gan"``, ``"seq2seq"``, ``"vae"``, ``"captioning"``), so a
 recipe lists and accepts only the models it can train.
 """
 

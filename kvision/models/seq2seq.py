@@ -248,13 +248,15 @@ class Seq2SeqParts:
     ``decode(target_in, encoder_outputs, source_mask, states) → (logits,
     states, attention or None)``. ``incremental`` models (RNNs) are fed one
     token per step and carry their states; the others (Transformer) are fed
-    the whole prefix each step.
+    the whole prefix each step. ``source_dtype`` is what ``encode`` takes:
+    token ids, or images for a captioner.
     """
 
     encode: Callable
     decode: Callable
     incremental: bool
     max_target_length: int | None
+    source_dtype: str = "int32"
 
 
 def seq2seq_parts(model):

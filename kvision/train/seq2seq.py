@@ -1,4 +1,4 @@
-"""Training sequence-to-sequence models with teacher forcing, through ``fit``.
+"""Training sequence-to-sequence models (and captioners) with teacher forcing, through ``fit``.
 
 The same run directory, callbacks and resume behaviour as the classifier
 engine; the loss is the cross-entropy of each next target token, averaged
@@ -31,27 +31,44 @@ def compile_seq2seq(model, optimizer, *, jit_compile=False):
     model.compile(optimizer=optimizer, jit_compile=jit_compile, **seq2seq_objective())
 
 
-def fit_seq2seq(
+def fit_seq2seq(model_fn, train_pairs, validation_pairs, source_vocab, target_vocab, *, batch_size=128, seed=None,
+                **options):
+    """Train the model ``model_fn()`` builds on ``(source, target)`` string pairs (see ``fit_teacher_forced``).
+
+    Args:
+        model_fn: zero-argument callable returning an uncompiled seq2seq model
+            (``kvision.models.build_rnn_seq2seq`` …), called in the strategy scope.
+        train_pairs, validation_pairs: lists of ``(source, target)`` strings.
+        source_vocab, target_vocab: ``kvision.data.text`` vocabularies.
+        batch_size: global batch size.
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    train_ds, steps_per_epoch = text_pipeline(
+        train_pairs, source_vocab, target_vocab, batch_size=batch_size, training=True, seed=seed
+    )
+    val_ds, _ = text_pipeline(validation_pairs, source_vocab, target_vocab, batch_size=batch_size, training=False)
+    return fit_teacher_forced(model_fn, train_ds, val_ds, steps_per_epoch=steps_per_epoch, **options)
+
+
+def fit_teacher_forced(
     model_fn,
-    train_pairs,
-    validation_pairs,
-    source_vocab,
-    target_vocab,
+    train_ds,
+    val_ds,
     *,
+    steps_per_epoch,
     run_dir,
     epochs=30,
-    batch_size=128,
     learning_rate=2e-3,
     warmup_epochs=1,
     clipnorm=1.0,
-    seed=None,
     mixed_precision=False,
     xla=False,
     strategy=None,
     callbacks=(),
     verbose=None,
 ):
-    """Train the model ``model_fn()`` builds on ``(source, target)`` string pairs.
+    """Train a token decoder (seq2seq model or captioner) with teacher forcing on ready pipelines.
 
     Adam with a linear warm-up and cosine decay of the learning rate and
     gradient-norm clipping. A run killed part-way resumes from the last
@@ -62,11 +79,9 @@ def fit_seq2seq(
     and re-exports.
 
     Args:
-        model_fn: zero-argument callable returning an uncompiled seq2seq model
-            (``kvision.models.build_rnn_seq2seq`` …), called in the strategy scope.
-        train_pairs, validation_pairs: lists of ``(source, target)`` strings.
-        source_vocab, target_vocab: ``kvision.data.text`` vocabularies.
-        batch_size: global batch size.
+        model_fn: zero-argument callable returning an uncompiled model, called in the strategy scope.
+        train_ds, val_ds: ``(inputs, target_out, weights)`` batches (``text_pipeline``, ``caption_pipeline``).
+        steps_per_epoch: batches in ``train_ds``.
         warmup_epochs: linear learning-rate warm-up (at most half of training).
         mixed_precision: build under ``mixed_float16`` (float32 logits; Keras
             wraps the optimizer in dynamic loss scaling).
@@ -74,12 +89,6 @@ def fit_seq2seq(
     """
     run_dir = Path(run_dir)
     strategy = strategy or get_strategy()
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    train_ds, steps_per_epoch = text_pipeline(
-        train_pairs, source_vocab, target_vocab, batch_size=batch_size, training=True, seed=seed
-    )
-    val_ds, _ = text_pipeline(validation_pairs, source_vocab, target_vocab, batch_size=batch_size, training=False)
     with strategy.scope():
         model = build_with_policy(model_fn, mixed_precision)
         compile_run(

@@ -84,8 +84,14 @@ def test_exports_a_gan_run_with_its_quality_figures(tmp_path):
     assert set(evaluation["signatures"]["serving_default"]["inputs"]) == {"noise", "label"}
 
 
-def test_a_seq2seq_model_is_sent_back_to_its_recipe(tmp_path):
-    build("attention_rnn", 8, 8, units=4, embedding_dim=2).save(tmp_path / "s2s.keras")
-    with pytest.raises(SystemExit, match="error: A seq2seq model is exported by its recipe.*same --run-dir"):
-        main([str(tmp_path / "s2s.keras"), "--name", "g2p", "--export-dir", str(tmp_path)])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: build("attention_rnn", 8, 8, units=4, embedding_dim=2),
+     lambda: build("show_attend_tell", (16, 16, 1), 8, units=4, backbone_options=dict(filters=(4,), dense_units=2))],
+    ids=["seq2seq", "captioner"],
+)
+def test_a_seq2seq_model_or_captioner_is_sent_back_to_its_recipe(tmp_path, make):
+    make().save(tmp_path / "model.keras")
+    with pytest.raises(SystemExit, match="error: A seq2seq model or captioner is exported by its recipe.*same --run-dir"):
+        main([str(tmp_path / "model.keras"), "--name", "g2p", "--export-dir", str(tmp_path)])
     assert not (tmp_path / "g2p").exists()

@@ -84,7 +84,8 @@ def test_models_are_listed_and_looked_up_by_task():
     assert list_models("gan") == ["dcgan_discriminator", "dcgan_generator"]
     assert "cnn" in list_models("classifier") and "dcgan_generator" not in list_models("classifier")
     assert list_models("vae") == ["vae_decoder", "vae_encoder"]
-    tasks = ("classifier", "gan", "seq2seq", "vae")
+    assert list_models("captioning") == ["show_attend_tell", "show_attend_tell_gru"]
+    tasks = ("classifier", "gan", "seq2seq", "vae", "captioning")
     assert sorted(name for task in tasks for name in list_models(task)) == list_models()
     with pytest.raises(ModelError, match="Unknown classifier model name. Expected one of: cnn, .*Received: name='dcgan_generator'"):
         get_builder("dcgan_generator", "classifier")
