@@ -96,8 +96,9 @@ class SoftAttentionDecoder(layers.Layer):
         steps = tf.scan(step, ops.transpose(x, (1, 0, 2)), initializer=start)
         outputs, contexts, weights = (ops.transpose(s, (1, 0, 2)) for s in steps[n:])
         if self.attention_regularization:
-            real = ops.cast(ops.not_equal(tokens, PAD_ID), weights.dtype)[..., None]
-            coverage = ops.sum(weights * real, axis=1)  # [B, L]: attention each location got over the caption
+            real = ops.cast(ops.not_equal(tokens, PAD_ID), "float32")[..., None]
+            # [B, L]: attention each location got over the caption; float32 under mixed precision, as losses are.
+            coverage = ops.sum(ops.cast(weights, "float32") * real, axis=1)
             self.add_loss(self.attention_regularization * ops.mean(ops.square(1.0 - coverage)))
         return [outputs, contexts, weights, *(s[-1] for s in steps[:n])]
 

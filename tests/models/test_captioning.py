@@ -119,3 +119,16 @@ def test_the_captioner_reads_image_bytes_as_the_decoded_images():
 def test_bad_options_raise_a_clear_error(options, message):
     with pytest.raises(ModelError, match=message):
         build_show_attend_tell((32, 32, 1), VOCAB, **options)
+
+
+def test_trains_under_mixed_precision_with_float32_logits_and_losses():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = captioner()
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        target_out = np.concatenate([TARGET_IN[:, 1:], np.full((3, 1), 3)], axis=1)
+        history = model.fit({"image": IMAGES, "target_in": TARGET_IN}, target_out, epochs=2, verbose=0).history
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.output.dtype == "float32" and model.losses[0].dtype == "float32"
+    assert np.all(np.isfinite(history["loss"]))
