@@ -130,7 +130,11 @@ def coco_captions(split, image_shape, *, limit=None):
     """
     import tensorflow_datasets as tfds  # slow to import; only needed on this path
 
-    dataset = tfds.load("coco_captions", split=split)
+    try:
+        dataset = tfds.load("coco_captions", split=split)
+    except Exception as error:  # no network, no disk space, an unknown split: TFDS raises many kinds
+        raise DataError(f"Expected TFDS to load coco_captions split {split!r} (downloads ~38 GB on first use). "
+                        f"Received: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
     if limit is not None:
         dataset = dataset.take(limit)
     return caption_set_from_examples(dataset, image_shape)

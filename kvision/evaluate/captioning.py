@@ -48,6 +48,11 @@ def item_match(captions, references):
     return {"item_match": matched / max(placed, 1), "scene_item_match": exact / max(len(captions), 1)}
 
 
+def comparable(references, vocab):
+    """``references`` as ``vocab`` can write them: lower-cased when it lower-cases (COCO's are not)."""
+    return [[ref.lower() for ref in refs] for refs in references] if vocab.lowercase else references
+
+
 def attention_examples(captioner, images):
     """``(image, words, weights [T, h, w])`` of the best caption of each image, for ``plot_caption_attention``."""
     model, vocab = captioner.model, captioner.target_vocab
@@ -69,7 +74,8 @@ def evaluate_captioner(captioner, caption_set, out_dir, *, scenes=False, batch_s
 
     Measures teacher-forced token accuracy and loss, then captions every
     image once: BLEU-1..4 against all its references, exact match (the caption
-    equals one of them) and, for composed ``scenes``, ``item_match``. Writes
+    equals one of them) and, for composed ``scenes``, ``item_match``; the
+    references are lower-cased first when the vocabulary lower-cases. Writes
     ``report.json``, ``predictions.tsv`` (output, score, references, correct),
     ``attention.png`` for the first ``attention_maps`` images and
     ``training_curves.png``; with ``log_dir``, metrics, examples and the
@@ -80,6 +86,7 @@ def evaluate_captioner(captioner, caption_set, out_dir, *, scenes=False, batch_s
     dataset, _ = caption_pipeline(caption_set, captioner.target_vocab, batch_size=batch_size, training=False)
     teacher_forced = captioner.model.evaluate(dataset, verbose=0, return_dict=True)
     images, references = caption_set.references()
+    references = comparable(references, captioner.target_vocab)
     captions, scores = caption_all(captioner, images, batch_size=batch_size)
     correct = [caption in refs for caption, refs in zip(captions, references)]
     report = {

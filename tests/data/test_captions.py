@@ -12,6 +12,7 @@ from kvision.data.captions import (
     caption_items,
     caption_pipeline,
     caption_set_from_examples,
+    coco_captions,
     compose_scenes,
     fashion_mnist_scenes,
     load_caption_images,
@@ -188,3 +189,14 @@ def test_the_pipeline_teacher_forces_and_masks_padding():
     np.testing.assert_array_equal(last_inputs["image"].numpy(), images[[0]].astype(np.float32), "image x again")
     with pytest.raises(DataError, match="one image per distinct image id"):
         CaptionSet(images, ["x", "y", "z"], [("w", "a bag")])
+
+
+def test_coco_captions_that_tfds_cannot_load_raise_a_clear_error(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Failed to resolve 'storage.googleapis.com'\nmore detail")
+
+    monkeypatch.setattr(tfds, "load", offline)
+    with pytest.raises(DataError, match="coco_captions split 'val'.*Received: ConnectionError: Failed to resolve"):
+        coco_captions("val", (64, 64, 3))

@@ -2,7 +2,8 @@
 
 import pytest
 
-from kvision.evaluate.captioning import item_match
+from kvision.data.text import SPECIAL_TOKENS, WordPieceVocabulary
+from kvision.evaluate.captioning import comparable, item_match
 from kvision.evaluate.seq2seq import bleu_scores, corpus_bleu
 
 
@@ -30,3 +31,9 @@ def test_item_match_counts_placed_items_as_a_multiset():
         "item_match": 0.75, "scene_item_match": 0.5}, "order does not matter; one of two bags named"
     assert item_match(["a bag", "a sandal to the left of a sneaker"], references) == {
         "item_match": 0.25, "scene_item_match": 0.0}
+
+
+def test_references_are_compared_as_the_vocabulary_writes():
+    references = [["A Dog runs.", "a dog"]]
+    assert comparable(references, WordPieceVocabulary(SPECIAL_TOKENS + ("a", "dog"), lowercase=True)) == [["a dog runs.", "a dog"]]
+    assert comparable(references, WordPieceVocabulary.from_symbols(["A Dog"])) == references
