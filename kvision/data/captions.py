@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from kvision.data.image_folder import decode_file, to_channels
 from kvision.data.resize import resize_uint8
@@ -112,13 +113,18 @@ def load_caption_images(pairs, image_shape):
     Images of another size are resized (antialiased); grey and colour are
     converted to ``C`` channels. An undecodable file raises ``DataError`` naming it.
     """
-    height, width, channels = image_shape
     paths = list(dict.fromkeys(image for image, _ in pairs))
-    images = np.empty((len(paths), height, width, channels), np.uint8)
-    for i, path in enumerate(paths):
-        image = to_channels(decode_file(path, None), channels)
-        images[i] = image if image.shape[:2] == (height, width) else resize_uint8(image, (height, width))
+    images = np.empty((len(paths), *image_shape), np.uint8)
+    for i, path in enumerate(tqdm(paths, desc="Decoding images", disable=None)):
+        images[i] = _as_shape(decode_file(path, None), image_shape)
     return CaptionSet(images, paths, list(pairs))
+
+
+def _as_shape(image, image_shape):
+    """A decoded uint8 ``image`` with ``image_shape``'s channels, resized to its height and width if needed."""
+    height, width, channels = image_shape
+    image = to_channels(image, channels)
+    return image if image.shape[:2] == (height, width) else resize_uint8(image, (height, width))
 
 
 def coco_captions(split, image_shape, *, limit=None):
@@ -142,11 +148,9 @@ def coco_captions(split, image_shape, *, limit=None):
 
 def caption_set_from_examples(examples, image_shape):
     """A ``CaptionSet`` of TFDS ``coco_captions`` examples (``image``, ``image/filename``, ``captions/text``)."""
-    height, width, channels = image_shape
     images, ids, pairs = [], [], []
-    for example in examples.as_numpy_iterator():
-        image = to_channels(example["image"], channels)
-        images.append(image if image.shape[:2] == (height, width) else resize_uint8(image, (height, width)))
+    for example in tqdm(examples.as_numpy_iterator(), desc="Reading coco_captions", disable=None):
+        images.append(_as_shape(example["image"], image_shape))
         ids.append(example["image/filename"].decode("utf-8"))
         pairs += [(ids[-1], text.decode("utf-8").strip()) for text in example["captions"]["text"]]
     if not images:
@@ -223,7 +227,8 @@ def write_captioned_images(directory, splits, *, settings=None):
         for split, (images, captions) in splits.items():
             (tmp / "images" / split).mkdir(parents=True)
             with open(tmp / f"{split}.tsv", "w", encoding="utf-8") as f:
-                for i, (image, caption) in enumerate(zip(images, captions, strict=True)):
+                written = tqdm(zip(images, captions, strict=True), total=len(images), desc=f"Writing {split} images", disable=None)
+                for i, (image, caption) in enumerate(written):
                     name = f"images/{split}/{i:06d}.png"
                     (tmp / name).write_bytes(tf.io.encode_png(image).numpy())
                     f.write(f"{name}\t{caption}\n")
