@@ -32,7 +32,7 @@ def compile_seq2seq(model, optimizer, *, jit_compile=False):
 
 
 def fit_seq2seq(model_fn, train_pairs, validation_pairs, source_vocab, target_vocab, *, batch_size=128, seed=None,
-                **options):
+                strategy=None, **options):
     """Train the model ``model_fn()`` builds on ``(source, target)`` string pairs (see ``fit_teacher_forced``).
 
     Args:
@@ -42,13 +42,14 @@ def fit_seq2seq(model_fn, train_pairs, validation_pairs, source_vocab, target_vo
         source_vocab, target_vocab: ``kvision.data.text`` vocabularies.
         batch_size: global batch size.
     """
+    strategy = strategy or get_strategy()  # before any op: a multi-worker strategy must exist first
     if seed is not None:
         keras.utils.set_random_seed(seed)
     train_ds, steps_per_epoch = text_pipeline(
         train_pairs, source_vocab, target_vocab, batch_size=batch_size, training=True, seed=seed
     )
     val_ds, _ = text_pipeline(validation_pairs, source_vocab, target_vocab, batch_size=batch_size, training=False)
-    return fit_teacher_forced(model_fn, train_ds, val_ds, steps_per_epoch=steps_per_epoch, **options)
+    return fit_teacher_forced(model_fn, train_ds, val_ds, steps_per_epoch=steps_per_epoch, strategy=strategy, **options)
 
 
 def fit_teacher_forced(
