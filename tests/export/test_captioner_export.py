@@ -56,12 +56,3 @@ def test_exported_captioner_round_trips_png_and_jpeg_in_a_fresh_process(captione
     assert served["captions"] == [c.decode() for c in expected["captions"].numpy()]
     np.testing.assert_allclose(served["scores"], expected["scores"].numpy(), atol=1e-4)
     assert served["kvision"] is False
-
-
-def test_a_captioner_below_its_bleu_bar_is_not_pushed(captioner, tmp_path):
-    images = np.zeros((2, 32, 32, 1), np.uint8)
-    result = export_captioner(captioner, tmp_path / "models", "captions", images, version=1,
-                              metrics={"bleu_4": 0.1}, min_bleu_4=0.6)
-    assert not result.blessed and not result.pushed
-    assert not (tmp_path / "models" / "captions" / "1").exists()
-    assert (tmp_path / "models" / ".rejected" / "captions" / "1" / "NOT_BLESSED").exists()

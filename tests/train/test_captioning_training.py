@@ -12,12 +12,12 @@ WORDS = ["a bag", "a top above a bag", "a coat to the left of a top"]
 
 
 def fit(run_dir, strategy=None):
-    images = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 1)).astype(np.uint8)
-    captions = CaptionSet(images, [str(i) for i in range(32)], [(str(i), WORDS[i % 3]) for i in range(32)])
+    images = np.random.default_rng(0).integers(0, 256, (16, 16, 16, 1)).astype(np.uint8)
+    captions = CaptionSet(images, [str(i) for i in range(16)], [(str(i), WORDS[i % 3]) for i in range(16)])
     vocab = WordPieceVocabulary.from_symbols(WORDS, max_length=10)
     options = dict(units=16, dropout=0.0, backbone_options=dict(filters=(8, 8), dense_units=8, dropout=0.0, dense_dropout=0.0))
-    return fit_captioner(lambda: build("show_attend_tell", (32, 32, 1), vocab.size, **options), captions, captions, vocab,
-                         run_dir=run_dir, epochs=2, batch_size=16, seed=0, strategy=strategy, verbose=0)
+    return fit_captioner(lambda: build("show_attend_tell", (16, 16, 1), vocab.size, **options), captions, captions, vocab,
+                         run_dir=run_dir, epochs=2, batch_size=8, seed=0, strategy=strategy, verbose=0)
 
 
 def test_two_replicas_follow_one_device():
