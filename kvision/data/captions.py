@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from kvision.data.image_folder import decode_file, to_channels
 from kvision.data.resize import resize_uint8
-from kvision.data.text import END_ID, PAD_ID, SPLITS, START_ID, group_references, split_by_source
+from kvision.data.text import END_ID, PAD_ID, SPLITS, START_ID, group_references, split_by_source, text_lines
 from kvision.errors import DataError
 
 # Fashion-MNIST's classes as a caption names them, in label order.
@@ -71,18 +71,11 @@ def read_captions(path, image_dir=None):
         raise DataError(f"Expected a captions file (image_path<TAB>caption per line). Received: {str(path)!r}, which does not exist")
     root = Path(image_dir) if image_dir is not None else path.parent
     pairs = []
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as error:
-                raise DataError(f"Expected UTF-8 text in {path}. Received: line {number} is not ({error})") from None
-            if not line.strip():
-                continue
-            image, tab, caption = line.partition("\t")
-            if not tab or not image.strip() or not caption.strip():
-                raise DataError(f"Expected image_path<TAB>caption on every line of {path}. Received: line {number}: {line[:80]!r}")
-            pairs.append((str(root / image.strip()), caption.strip()))
+    for number, line in text_lines(path):
+        image, tab, caption = line.partition("\t")
+        if not tab or not image.strip() or not caption.strip():
+            raise DataError(f"Expected image_path<TAB>caption on every line of {path}. Received: line {number}: {line[:80]!r}")
+        pairs.append((str(root / image.strip()), caption.strip()))
     if not pairs:
         raise DataError(f"Expected at least one caption in {path}. Received: none")
     missing = sorted({image for image, _ in pairs if not Path(image).is_file()})

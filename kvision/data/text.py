@@ -44,28 +44,33 @@ def read_pairs(path, *, source_column=0, target_column=1, limit=None):
         raise DataError(f"Expected a tab-separated pairs file. Received: path={str(path)!r}, which does not exist")
     needed = max(source_column, target_column) + 1
     pairs = []
+    for number, line in text_lines(path):
+        columns = line.split("\t")
+        if len(columns) < needed:
+            raise DataError(
+                f"Expected at least {needed} tab-separated columns on every line of {path}. "
+                f"Received: {len(columns)} on line {number}: {line[:80]!r}"
+            )
+        source, target = columns[source_column].strip(), columns[target_column].strip()
+        if source and target:
+            pairs.append((source, target))
+        if limit is not None and len(pairs) >= limit:
+            break
+    if not pairs:
+        raise DataError(f"Expected at least one source/target pair in {path}. Received: none")
+    return pairs
+
+
+def text_lines(path):
+    """``(line number, line)`` of each non-blank line of a UTF-8 text file; invalid UTF-8 raises ``DataError`` naming the line."""
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as error:
                 raise DataError(f"Expected UTF-8 text in {path}. Received: line {number} is not ({error})") from None
-            if not line.strip():
-                continue
-            columns = line.split("\t")
-            if len(columns) < needed:
-                raise DataError(
-                    f"Expected at least {needed} tab-separated columns on every line of {path}. "
-                    f"Received: {len(columns)} on line {number}: {line[:80]!r}"
-                )
-            source, target = columns[source_column].strip(), columns[target_column].strip()
-            if source and target:
-                pairs.append((source, target))
-            if limit is not None and len(pairs) >= limit:
-                break
-    if not pairs:
-        raise DataError(f"Expected at least one source/target pair in {path}. Received: none")
-    return pairs
+            if line.strip():
+                yield number, line
 
 
 def cmudict_pairs(*, stress=False):
