@@ -28,7 +28,15 @@ from tqdm import tqdm
 
 from kvision.data.image_folder import decode_file, to_channels
 from kvision.data.resize import resize_uint8
-from kvision.data.text import END_ID, PAD_ID, SPLITS, START_ID, group_references, split_by_source, text_lines
+from kvision.data.text import (
+    PAD_ID,
+    SPLITS,
+    group_references,
+    split_by_source,
+    teacher_forced_batches,
+    teacher_forcing,
+    text_lines,
+)
 from kvision.errors import DataError
 
 # Fashion-MNIST's classes as a caption names them, in label order.
@@ -300,19 +308,7 @@ def caption_pipeline(caption_set, vocab, *, batch_size, training, seed=None):
     if training:
         ds = ds.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
 
-    def teacher_forcing(image, target):
-        start, end = tf.constant([START_ID], tf.int32), tf.constant([END_ID], tf.int32)
-        return tf.cast(image, tf.float32), tf.concat([start, target], 0), tf.concat([target, end], 0)
-
-    ds = ds.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE).padded_batch(batch_size, padding_values=(0.0, PAD_ID, PAD_ID))
-    ds = ds.map(
-        lambda image, target_in, target_out: (
-            {"image": image, "target_in": target_in},
-            target_out,
-            tf.cast(tf.not_equal(target_out, PAD_ID), tf.float32),
-        )
-    )
-    options = tf.data.Options()
-    # In-memory data: under a multi-worker strategy each worker takes its share of every batch.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE), num_batches
+    ds = ds.map(lambda image, target: (tf.cast(image, tf.float32), *teacher_forcing(target)),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.padded_batch(batch_size, padding_values=(0.0, PAD_ID, PAD_ID))
+    return teacher_forced_batches(ds, "image", num_batches), num_batches

@@ -339,26 +339,37 @@ def text_pipeline(pairs, source_vocab, target_vocab, *, batch_size, training, se
     if training:
         ds = ds.shuffle(len(lengths), seed=seed, reshuffle_each_iteration=True)
 
-    def teacher_forcing(source, target):
-        start, end = tf.constant([START_ID], tf.int32), tf.constant([END_ID], tf.int32)
-        return source, tf.concat([start, target], 0), tf.concat([target, end], 0)
-
-    ds = ds.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(lambda source, target: (source, *teacher_forcing(target)), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.bucket_by_sequence_length(
         lambda source, target_in, _: tf.maximum(tf.shape(source)[0], tf.shape(target_in)[0]),
         bucket_boundaries=list(boundaries),
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
     )
+    return teacher_forced_batches(ds, "source", num_batches), num_batches
+
+
+def teacher_forcing(target):
+    """``(target_in, target_out)`` of one target's ids: ``[START] t₁ … tₙ`` and ``t₁ … tₙ [END]``."""
+    start, end = tf.constant([START_ID], tf.int32), tf.constant([END_ID], tf.int32)
+    return tf.concat([start, target], 0), tf.concat([target, end], 0)
+
+
+def teacher_forced_batches(ds, source_key, num_batches):
+    """Padded ``(source, target_in, target_out)`` batches as ``({source_key, "target_in"}, target_out, weights)``.
+
+    ``weights`` is 1 on real target positions and 0 on padding. The exact
+    batch count is asserted, so Keras shows progress and knows the epoch's
+    end; in-memory data, so under a multi-worker strategy each worker takes
+    its share of every batch.
+    """
     ds = ds.map(
         lambda source, target_in, target_out: (
-            {"source": source, "target_in": target_in},
+            {source_key: source, "target_in": target_in},
             target_out,
             tf.cast(tf.not_equal(target_out, PAD_ID), tf.float32),
         )
     )
-    # The exact count, so Keras shows progress and knows the epoch's end.
     ds = ds.apply(tf.data.experimental.assert_cardinality(num_batches))
     options = tf.data.Options()
-    # In-memory data: under a multi-worker strategy each worker takes its share of every batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE), num_batches
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
