@@ -1,15 +1,16 @@
 """Read a class-per-folder image directory: ``train/<class>/*.png`` and ``test/<class>/*``.
 
 Class names are the sorted folder names under ``train/``; ``test/`` may only
-use those. Images are decoded with ``tf.io.decode_image``; if any image is in
-colour, grayscale ones are repeated to RGB, and alpha channels are dropped.
+use those. Images are decoded by ``kvision.data.decode.read_image_file``
+(within its size budgets); if any image is in colour, grayscale ones are
+repeated to RGB, and alpha channels are dropped.
 """
 
 import numpy as np
-import tensorflow as tf
 from tqdm import tqdm
 
 from kvision.data.dataset import ImageDataset
+from kvision.data.decode import read_image_file
 from kvision.data.resize import resize_uint8
 from kvision.errors import DataError
 
@@ -51,13 +52,8 @@ def _list_split(split_dir, class_names):
 
 
 def decode_file(path, size):
-    try:
-        image = tf.io.decode_image(tf.io.read_file(str(path)), expand_animations=False).numpy()
-    except tf.errors.InvalidArgumentError as err:
-        reason = err.message.strip().splitlines()[0]
-        raise DataError(
-            f"{path}: expected a PNG, JPEG, BMP or GIF image. Received: an undecodable file ({reason})"
-        ) from None
+    """The image in ``path`` (bounded: ``kvision.data.decode.read_image_file``), resized to ``size`` if given."""
+    image = read_image_file(path)
     return image if size is None else resize_uint8(image, size)
 
 

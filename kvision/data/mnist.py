@@ -28,6 +28,10 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 _UBYTE = 0x08
+# The largest IDX file read (values, after gzip): 16× Fashion-MNIST's training images; a header declaring
+# more is refused before any value is read.
+MAX_IDX_BYTES = 2**30
+_CHUNK = 1 << 20
 
 
 def find_idx_file(directory, stem):
@@ -38,37 +42,63 @@ def find_idx_file(directory, stem):
     return None
 
 
-def _read_bytes(path):
-    if path.suffix != ".gz":
-        return path.read_bytes()
+def _open(path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+def _read_exactly(f, count):
+    """``count`` bytes of ``f`` into a new uint8 array, and whether the stream has more after them.
+
+    Filled chunk by chunk as the stream yields them, so a gzip stream that
+    inflates past what its header declared costs at most ``count + 1`` bytes.
+    """
+    values = np.empty(count, np.uint8)
+    view, filled = memoryview(values), 0
+    while filled < count:
+        got = f.readinto(view[filled : filled + _CHUNK])
+        if not got:
+            break
+        filled += got
+    return values[:filled], bool(f.read(1))
+
+
+def read_idx(path, ndim, max_bytes=MAX_IDX_BYTES):
+    """Read one IDX file of unsigned bytes with ``ndim`` dimensions as a uint8 array.
+
+    The header is read first and the values are then read incrementally up to
+    the count it declares (at most ``max_bytes``); a file with fewer or more
+    values is refused, and a raw file's size is checked before reading it.
+    """
+    header = 4 + 4 * ndim
     try:
-        with gzip.open(path, "rb") as f:
-            return f.read()
+        with _open(path) as f:
+            head = f.read(header)
+            if len(head) < header or head[:2] != b"\0\0" or head[2] != _UBYTE or head[3] != ndim:
+                found = head[:4].hex(" ") if len(head) >= 4 else f"{len(head)} bytes"
+                raise DataError(
+                    f"{path}: expected an IDX file of unsigned bytes with {ndim} dimension(s) "
+                    f"(magic 00 00 08 {ndim:02x}). Received: {found}"
+                )
+            shape = tuple(int(d) for d in np.frombuffer(head, dtype=">u4", count=ndim, offset=4))
+            expected = int(np.prod(shape, dtype=object))
+            what = f"{header + expected} bytes (header of {header} + {expected} values for shape {shape})"
+            if expected > max_bytes:
+                raise DataError(
+                    f"{path}: expected an IDX file of at most {max_bytes} values. Received: a header declaring {what}"
+                )
+            if path.suffix != ".gz" and path.stat().st_size != header + expected:
+                raise DataError(f"{path}: expected {what}. Received: {path.stat().st_size} bytes")
+            values, more = _read_exactly(f, expected)
     except (EOFError, zlib.error, gzip.BadGzipFile) as err:
         raise DataError(
             f"{path}: expected a complete gzip file. "
             f"Received: a truncated or corrupt file of {path.stat().st_size} bytes ({err})"
         ) from None
-
-
-def read_idx(path, ndim):
-    """Read one IDX file of unsigned bytes with ``ndim`` dimensions as a uint8 array."""
-    data = _read_bytes(path)
-    header = 4 + 4 * ndim
-    if len(data) < header or data[:2] != b"\0\0" or data[2] != _UBYTE or data[3] != ndim:
-        found = data[:4].hex(" ") if len(data) >= 4 else f"{len(data)} bytes"
-        raise DataError(
-            f"{path}: expected an IDX file of unsigned bytes with {ndim} dimension(s) "
-            f"(magic 00 00 08 {ndim:02x}). Received: {found}"
-        )
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape))
-    if len(data) - header != expected:
-        raise DataError(
-            f"{path}: expected {header + expected} bytes (header of {header} + {expected} values "
-            f"for shape {shape}). Received: {len(data)} bytes"
-        )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()  # writable
+    if len(values) != expected or more:
+        found = f"more than {header + expected}" if more else f"{header + len(values)}"
+        inflated = " once inflated" if path.suffix == ".gz" else ""
+        raise DataError(f"{path}: expected {what}. Received: {found} bytes{inflated}")
+    return values.reshape(shape)
 
 
 def _read_split(directory, images_stem, labels_stem, num_classes):

@@ -32,7 +32,7 @@ search and detokenisation are in the graph.
 import keras
 import tensorflow as tf
 
-from kvision.data.decode import decode_images
+from kvision.data.decode import ImageLimits, check_batch, decode_images
 from kvision.errors import ExportError
 from kvision.models.decoding import Captioner, Translator
 from kvision.models.gan import generator_classes, to_uint8
@@ -54,18 +54,6 @@ def signature_specs(image_shape):
     }
 
 
-def check_images(images, image_shape):
-    """``images`` unchanged if they are ``[N, *image_shape]``; else InvalidArgument saying so."""
-    check = tf.debugging.assert_equal(
-        tf.shape(images)[1:],
-        tf.constant(image_shape, tf.int32),
-        message=f"serve_images expects uint8 images of shape [N, {', '.join(map(str, image_shape))}]; "
-        "received the shape [N, H, W, C] =",
-    )
-    with tf.control_dependencies([check]):  # runs before the model, whose own shape errors say less
-        return tf.identity(images)
-
-
 def class_name_table(class_names):
     """A lookup table class id → class name, saved inside the SavedModel."""
     initializer = tf.lookup.KeyValueTensorInitializer(
@@ -74,12 +62,14 @@ def class_name_table(class_names):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def classifier_archive(model, class_names):
+def classifier_archive(model, class_names, limits=ImageLimits()):
     """A ``keras.export.ExportArchive`` of ``model`` with the three classifier signatures.
 
     ``model`` takes float32 images in the raw 0..255 range and returns logits
     (kvision models normalise inside). The archive carries no Python objects:
-    custom layers are traced into the graph.
+    custom layers are traced into the graph. ``limits`` (``ImageLimits``)
+    bounds each request: images per batch, and the bytes and pixels of each
+    encoded image, checked before it is decoded.
     """
     image_shape = tuple(model.input_shape[1:])
     if len(image_shape) != 3 or image_shape[-1] not in (1, 3):
@@ -101,13 +91,18 @@ def classifier_archive(model, class_names):
             "class_name": table.lookup(class_id),
         }
 
+    def from_pixels(images):
+        images = check_batch(images, image_shape, limits, what="serve_images expects uint8 images")
+        return predict(tf.cast(images, tf.float32))
+
     def from_examples(examples):
+        examples = check_batch(examples, (), limits, what="serve_examples expects a string batch of tf.train.Examples")
         features = tf.io.parse_example(examples, {EXAMPLE_FEATURE: tf.io.FixedLenFeature([], tf.string)})
-        return predict(decode_images(features[EXAMPLE_FEATURE], image_shape))
+        return predict(decode_images(features[EXAMPLE_FEATURE], image_shape, limits, signature="serve_examples"))
 
     endpoints = {
-        "serving_default": lambda image_bytes: predict(decode_images(image_bytes, image_shape)),
-        "serve_images": lambda images: predict(tf.cast(check_images(images, image_shape), tf.float32)),
+        "serving_default": lambda image_bytes: predict(decode_images(image_bytes, image_shape, limits)),
+        "serve_images": from_pixels,
         "serve_examples": from_examples,
     }
     for name, (_, spec) in signature_specs(image_shape).items():
@@ -170,7 +165,8 @@ def save_translator(translator, path):
 def save_captioner(captioner, path):
     """Write ``captioner`` (a ``kvision.models.decoding.Captioner``) as a SavedModel with its two signatures."""
     serving = Captioner(
-        _serving_copy(captioner.model), captioner.target_vocab, beam_width=captioner.beam_width, alpha=captioner.alpha
+        _serving_copy(captioner.model), captioner.target_vocab, beam_width=captioner.beam_width, alpha=captioner.alpha,
+        limits=captioner.limits,
     )
     tf.saved_model.save(
         serving,

@@ -9,7 +9,7 @@ hypotheses must stop accumulating log-probability, and a length penalty.
 
 import tensorflow as tf
 
-from kvision.data.decode import decode_images
+from kvision.data.decode import ImageLimits, decode_images
 from kvision.data.text import END_ID, PAD_ID, START_ID
 from kvision.errors import ModelError
 from kvision.models.captioning import captioning_parts, is_captioner
@@ -263,22 +263,27 @@ class Captioner(_Decoder):
         vocab: the caption vocabulary it was trained with.
         beam_width: 1 is greedy search.
         alpha: length-penalty exponent of the beam search.
+        limits: ``ImageLimits`` of ``caption``'s requests (batch size, bytes
+            and pixels of each image, checked before decoding).
     """
 
-    def __init__(self, model, vocab, *, beam_width=5, alpha=0.0):
+    def __init__(self, model, vocab, *, beam_width=5, alpha=0.0, limits=ImageLimits()):
         super().__init__(model, vocab, beam_width=beam_width, alpha=alpha, name="captioner")
         self.image_shape = tuple(model.input["image"].shape[1:])
+        self.limits = limits
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def caption(self, image_bytes):
         """``{"captions": string[N], "scores": float32[N]}``: the best caption of each image and its score."""
-        captions, scores = self.best(decode_images(image_bytes, self.image_shape))
+        images = decode_images(image_bytes, self.image_shape, self.limits, signature="serving_default")
+        captions, scores = self.best(images)
         return {"captions": captions, "scores": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     def caption_beams(self, image_bytes):
         """``{"captions": string[N, K], "scores": float32[N, K]}``: every beam, best first."""
-        captions, scores = self.beams(decode_images(image_bytes, self.image_shape))
+        images = decode_images(image_bytes, self.image_shape, self.limits, signature="caption_beams")
+        captions, scores = self.beams(images)
         return {"captions": captions, "scores": scores}
 
     @tf.function(reduce_retracing=True)

@@ -144,7 +144,7 @@ def test_missing_or_undecodable_data_raise_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="captions.tsv or .*train.tsv and test.tsv"):
         read_captions_dir(tmp_path)
     (tmp_path / "bad.png").write_bytes(b"not an image")
-    with pytest.raises(DataError, match="bad.png: expected a PNG, JPEG"):
+    with pytest.raises(DataError, match="bad.png: expected a JPEG, PNG, GIF or BMP image. Received: 12 bytes starting"):
         load_caption_images([(str(tmp_path / "bad.png"), "x")], (8, 8, 1))
     (tmp_path / "binary.tsv").write_bytes(b"a.png\t\xff\xfe\n")
     with pytest.raises(DataError, match="Expected UTF-8"):

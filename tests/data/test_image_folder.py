@@ -73,7 +73,7 @@ def test_corrupt_image_is_named(tmp_path):
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     with pytest.raises(
-        DataError, match=rf"{bad}: expected a PNG, JPEG, BMP or GIF image\. Received: an undecodable file"
+        DataError, match=rf"{bad}: expected a JPEG, PNG, GIF or BMP image\. Received: an undecodable file \(Invalid JPEG data"
     ):
         load_dataset("image_folder", tmp_path)
 

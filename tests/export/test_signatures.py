@@ -68,8 +68,10 @@ def test_serve_images_and_serve_examples_agree_with_keras(served, trained_cnn, q
 @pytest.mark.parametrize(
     "signature, inputs, message",
     [
-        ("serving_default", {"image_bytes": tf.constant([b"not an image"])}, "Unknown image file format"),
-        ("serving_default", {"image_bytes": tf.constant([b"\x89PNG\r\n\x1a\n truncated"])}, "Unknown image file format|Invalid PNG"),
+        ("serving_default", {"image_bytes": tf.constant([b"not an image"])},
+         r"expected a JPEG, PNG, GIF or BMP image. Received: 12 bytes starting \[110 111 116"),
+        ("serving_default", {"image_bytes": tf.constant([b"\x89PNG\r\n\x1a\n truncated"])},
+         "Invalid PNG|expected an image of at most"),
         ("serve_images", {"images": tf.zeros((1, 16, 16, 1), tf.float32)}, "expected to be a uint8 tensor but is a float tensor"),
         ("serve_images", {"images": tf.zeros((1, 28, 28, 1), tf.uint8)}, r"serve_images expects uint8 images of shape \[N, 16, 16, 1\]"),
         ("serve_examples", {"examples": tf.constant([tf.train.Example().SerializeToString()])}, "image/encoded"),
