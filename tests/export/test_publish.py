@@ -1,4 +1,4 @@
-"""push_version's edges with a stand-in artifact: taken versions, models.config failures, fsync, disk errors, the serving check's process."""
+"""push_version's edges with a stand-in artifact: taken versions, models.config, fsync, disk errors, the serving check."""
 
 import errno
 import json
