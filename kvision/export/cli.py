@@ -21,7 +21,6 @@ recipe builds).
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import keras
@@ -29,7 +28,7 @@ import numpy as np
 
 import kvision.models  # registers kvision's layers so .keras files load
 from kvision.data import load_dataset
-from kvision.errors import ExportError, KvisionError
+from kvision.errors import ExportError, exit_on_error
 from kvision.export.push import export_captioner, export_classifier, export_generator, export_translator
 from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
 
@@ -191,46 +190,50 @@ def build_parser():
     data.add_argument("--image-size", type=int, help="resize image-folder images to N×N")
     data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
     add_export_arguments(parser, model_dependent=True)
+    parser.add_argument("--verbose", action="store_true", help="print the full traceback of an error, not only its line")
     return parser
 
 
 def main(argv=None):
+    """Parse ``argv`` and export; an error (a bad flag or path, a full disk) exits with one ``error:`` line."""
     args = build_parser().parse_args(argv)
+    return exit_on_error(_export, args, verbose=args.verbose)
+
+
+def _export(args):
+    """The export ``main`` asks for, with the parsed ``args``."""
+    check_export_arguments(args)
+    model_path, config = resolve_model_path(args.model_path)
+    dataset_name = args.dataset or config.get("dataset")
     try:
-        check_export_arguments(args)
-        model_path, config = resolve_model_path(args.model_path)
-        dataset_name = args.dataset or config.get("dataset")
-        try:
-            model = keras.saving.load_model(model_path)
-        except (ValueError, OSError) as err:
-            raise ExportError(f"Could not load a Keras model from {model_path}: {err}") from None
-        if isinstance(model, kvision.models.VAE):
-            model = model.decoder  # draws images from latents as a GAN generator does
-        if model.inputs[0].name == "source" or kvision.models.captioning.is_captioner(model):
-            raise ExportError(
-                "A seq2seq model or captioner is exported by its recipe, which needs its vocabularies and test split: "
-                "run the recipe again with the same --run-dir (finished training is not repeated). "
-                f"Received: {model_path}"
-            )
-        if model.inputs[0].name == "noise":  # a GAN's generator or a VAE's decoder; quality.json gives the metrics
-            quality_file = model_path.parent.parent / "evaluation" / "quality.json"
-            result = export_for_generator(
-                model, args, name=args.name, training_command=config.get("command"),
-                quality=json.loads(quality_file.read_text()) if quality_file.is_file() else None,
-                dataset={"name": config["dataset"]} if "dataset" in config else None,
-            )
-            refuse_unpushed(result)
-            return result
-        if dataset_name is None:
-            raise ExportError(f"Expected --dataset (no config.json next to the run of {model_path}). Received: none")
-        dataset = load_dataset(
-            dataset_name,
-            args.data_dir or config.get("data_dir"),
-            download=not args.no_download,
-            image_size=args.image_size or config.get("image_size"),
+        model = keras.saving.load_model(model_path)
+    except (ValueError, OSError) as err:
+        raise ExportError(f"Could not load a Keras model from {model_path}: {err}") from None
+    if isinstance(model, kvision.models.VAE):
+        model = model.decoder  # draws images from latents as a GAN generator does
+    if model.inputs[0].name == "source" or kvision.models.captioning.is_captioner(model):
+        raise ExportError(
+            "A seq2seq model or captioner is exported by its recipe, which needs its vocabularies and test split: "
+            "run the recipe again with the same --run-dir (finished training is not repeated). "
+            f"Received: {model_path}"
         )
-        result = export_for_dataset(model, dataset, args, name=args.name, training_command=config.get("command"))
+    if model.inputs[0].name == "noise":  # a GAN's generator or a VAE's decoder; quality.json gives the metrics
+        quality_file = model_path.parent.parent / "evaluation" / "quality.json"
+        result = export_for_generator(
+            model, args, name=args.name, training_command=config.get("command"),
+            quality=json.loads(quality_file.read_text()) if quality_file.is_file() else None,
+            dataset={"name": config["dataset"]} if "dataset" in config else None,
+        )
         refuse_unpushed(result)
-    except KvisionError as err:
-        sys.exit(f"error: {err}")
+        return result
+    if dataset_name is None:
+        raise ExportError(f"Expected --dataset (no config.json next to the run of {model_path}). Received: none")
+    dataset = load_dataset(
+        dataset_name,
+        args.data_dir or config.get("data_dir"),
+        download=not args.no_download,
+        image_size=args.image_size or config.get("image_size"),
+    )
+    result = export_for_dataset(model, dataset, args, name=args.name, training_command=config.get("command"))
+    refuse_unpushed(result)
     return result

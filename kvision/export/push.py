@@ -12,15 +12,20 @@ into place as ``<base>/<name>/<version>/``:
 A server watching ``<base>/<name>/`` therefore never sees a half-written or
 unverified version. A version that fails its checks is moved to
 ``<base>/.rejected/<name>/<version>/`` for inspection instead (unless pushing
-unblessed models is asked for).
+unblessed models is asked for). The rename is also the lock between
+concurrent exporters: when the version was published meanwhile, the finished
+work becomes the next free integer instead of being lost.
 """
 
 import datetime
+import errno
+import itertools
 import json
 import os
 import platform
 import shutil
-import socket
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +36,10 @@ import tensorflow as tf
 import kvision
 from kvision.errors import ExportError
 from kvision.export import verify
+from kvision.export.files import fsync_path, fsync_tree, left_by_dead_process, owner_tag
 from kvision.export.saved_model import (
+    MODELS_CONFIG_TMP_PREFIX,
+    check_keep_versions,
     classifier_requests,
     next_version,
     saved_model_size,
@@ -53,6 +61,7 @@ from kvision.export.tflite import TFLiteClassifier, check_generator_variants, co
 from kvision.models.gan import generator_classes
 
 STAGING_PREFIX = ".tmp-"
+_STAGING_SERIAL = itertools.count()  # tells apart the staging directories of one process's threads
 # What a text model must answer without failing: empty, unseen characters, longer than any max length.
 ROBUSTNESS_INPUTS = ("", "¿ßœ☃ 42?", "supercalifragilistic" * 10)
 
@@ -73,32 +82,67 @@ class ExportResult:
         return [c for c in self.checks if not c.passed]
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+def clean_stale_staging(model_dir, temp_dir=None):
+    """Remove what exporters on this host that died (killed mid-export) left behind.
+
+    That is their staging directories and ``models.config`` temporaries in
+    ``model_dir``, and their serving-check directories in ``temp_dir``
+    (default: the system's temporary directory).
+    """
+    leftovers = [(Path(model_dir), STAGING_PREFIX), (Path(model_dir), MODELS_CONFIG_TMP_PREFIX),
+                 (Path(temp_dir or tempfile.gettempdir()), verify.SERVING_CHECK_PREFIX)]
+    for folder, prefix in leftovers:
+        for path in folder.glob(f"{prefix}*"):
+            if not left_by_dead_process(path, prefix):
+                continue
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _warn(message):
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def _rename_unless_taken(source, target):
+    """Rename ``source`` to ``target`` unless ``target`` exists; False when it does.
+
+    A directory renamed onto an empty directory would replace it, hence the
+    check first; a version published between the check and the rename is
+    not empty, so the rename itself fails then.
+    """
+    if os.path.lexists(target):
         return False
-    except PermissionError:
-        return True
+    try:
+        os.rename(source, target)
+    except OSError as err:
+        if err.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            return False
+        raise
     return True
 
 
-def clean_stale_staging(model_dir):
-    """Remove staging directories of exporters on this host that died (killed mid-export)."""
-    host = socket.gethostname()
-    for path in Path(model_dir).glob(f"{STAGING_PREFIX}*"):
-        _, _, owner = path.name[len(STAGING_PREFIX) :].partition("-")  # <version>-<host>-<pid>
-        owner_host, _, pid = owner.rpartition("-")
-        if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
+def _publish(staging, parent, evaluation):
+    """Rename ``staging`` to ``parent/<version>``, everything fsynced first; return the published path.
 
-
-def _publish(staging, final):
-    final.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.rename(staging, final)
-    except OSError as err:  # the version appeared meanwhile (another exporter)
-        raise ExportError(f"Could not publish the export as a new version directory. Received: {final} ({err})") from None
+    When another exporter took the version meanwhile, the finished work takes
+    the next free integer: its evaluation.json and MODEL_CARD.md are
+    rewritten with that version before the next attempt.
+    """
+    parent.mkdir(parents=True, exist_ok=True)
+    wanted = evaluation["version"]
+    while True:
+        (staging / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
+        (staging / "MODEL_CARD.md").write_text(model_card(evaluation))
+        fsync_tree(staging)
+        final = parent / str(evaluation["version"])
+        if _rename_unless_taken(staging, final):
+            break
+        evaluation["version"] += 1
+    if evaluation["version"] != wanted:
+        _warn(f"version {wanted} was published by another export meanwhile; this one is {final}")
+    return final
 
 
 def push_version(base_dir, name, write_and_verify, *, version=None, push_only_if_blessed=True, keep_versions=2,
@@ -111,10 +155,11 @@ def push_version(base_dir, name, write_and_verify, *, version=None, push_only_if
     renames the directory into place (or into ``.rejected/``).
     """
     model_dir = Path(base_dir) / name
+    check_keep_versions(keep_versions)
     version = next_version(model_dir, version)
     model_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_staging(model_dir)
-    staging = model_dir / f"{STAGING_PREFIX}{version}-{socket.gethostname()}-{os.getpid()}"
+    staging = model_dir / f"{STAGING_PREFIX}{version}.{next(_STAGING_SERIAL)}-{owner_tag()}"
     try:
         evaluation, checks = write_and_verify(staging)
         blessed = all(c.passed for c in checks)
@@ -138,16 +183,21 @@ def push_version(base_dir, name, write_and_verify, *, version=None, push_only_if
         (staging / ("BLESSED" if blessed else "NOT_BLESSED")).write_text(
             "".join(f"{c.name}: {c.value:.6g} {c.op} {c.bar:g}\n" for c in shown)
         )
-        (staging / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
-        (staging / "MODEL_CARD.md").write_text(model_card(evaluation))
         pushed = blessed or not push_only_if_blessed
-        final = model_dir / str(version) if pushed else Path(base_dir) / ".rejected" / name / str(version)
-        _publish(staging, final)
-        if pushed:
-            write_models_config(base_dir, name, keep_versions=keep_versions)
+        final = _publish(staging, model_dir if pushed else Path(base_dir) / ".rejected" / name, evaluation)
+    except OSError as err:
+        if err.errno is not None and err.filename is None:  # a write on a full disk names no file
+            err.filename = str(staging)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    result = ExportResult(final, version, blessed, pushed, checks, evaluation)
+    try:
+        fsync_path(final.parent)
+        if pushed:
+            write_models_config(base_dir, name, keep_versions=keep_versions)
+    except OSError as err:  # the version is out: a retry would publish it twice
+        _warn(f"{final} is published, but its folder could not be synced or models.config rewritten. Received: {err}")
+    result = ExportResult(final, evaluation["version"], blessed, pushed, checks, evaluation)
     if verbose:
         print(verify.format_checks(checks))
         verdict = "BLESSED" if blessed else "NOT_BLESSED"
@@ -210,7 +260,9 @@ def export_classifier(
         bless_min_accuracy: the model's accuracy on the evaluation split must
             reach this for the version to be blessed.
         parity_size: images of the fixed logit-parity batch.
-        push_options: ``version`` (default Unix time; never overwrites),
+        push_options: ``version`` (default Unix time; never overwrites: taken
+            before the export starts, it is refused; published by another
+            export meanwhile, this one becomes the next free integer),
             ``push_only_if_blessed`` (default True: an unblessed version goes to
             ``.rejected/``), ``keep_versions`` (served by models.config),
             ``metrics``, ``training_command``, ``dataset`` (recorded in

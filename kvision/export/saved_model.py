@@ -14,16 +14,24 @@ from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from kvision.errors import ExportError
+from kvision.export.files import fsync_path, owner_tag
 from kvision.export.signatures import EXAMPLE_FEATURE
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000
+MODELS_CONFIG_TMP_PREFIX = ".models.config."
 
 
 def next_version(model_dir, version=None):
-    """``version`` checked to be a free non-negative integer; default: Unix time."""
+    """``version`` checked to be a free non-negative integer; default: Unix time, or the next free integer after it.
+
+    The default moves on when another export of the same model took this
+    second's version, instead of failing after all the work.
+    """
     if version is None:
         version = int(time.time())
+        while (Path(model_dir) / str(version)).exists():
+            version += 1
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise ExportError(f"A model version must be a non-negative integer. Received: version={version!r}")
     if (Path(model_dir) / str(version)).exists():
@@ -32,6 +40,12 @@ def next_version(model_dir, version=None):
             f"pick another version. Received: version={version}"
         )
     return version
+
+
+def check_keep_versions(keep_versions):
+    """Refuse a ``keep_versions`` below 1 (before an export starts, not after it published)."""
+    if keep_versions < 1:
+        raise ExportError(f"keep_versions must be at least 1. Received: {keep_versions}")
 
 
 def versions(model_dir):
@@ -116,18 +130,23 @@ def write_models_config(base_dir, name, *, keep_versions=2):
 
     The config serves the newest ``keep_versions`` versions of the model
     (``model_version_policy { latest { num_versions: K } }``). It is written
-    to a temporary file and renamed, so a server polling it never reads half.
+    to a temporary file, fsynced and renamed, so a server polling it never
+    reads half; the temporary file is removed when any step fails.
     """
-    if keep_versions < 1:
-        raise ExportError(f"keep_versions must be at least 1. Received: {keep_versions}")
+    check_keep_versions(keep_versions)
     model_dir = (Path(base_dir) / name).resolve()
     config = model_server_config_pb2.ModelServerConfig()
     entry = config.model_config_list.config.add(name=name, base_path=str(model_dir), model_platform="tensorflow")
     entry.model_version_policy.latest.num_versions = keep_versions
     path = model_dir / "models.config"
-    tmp = model_dir / f".models.config.{os.getpid()}"
-    tmp.write_text(str(config))
-    os.replace(tmp, path)
+    tmp = model_dir / f"{MODELS_CONFIG_TMP_PREFIX}tmp-{owner_tag()}"
+    try:
+        tmp.write_text(str(config))
+        fsync_path(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_path(model_dir)
     return path
 
 

@@ -5,7 +5,10 @@ images: the SavedModel's signatures, called in a process that imports only
 TensorFlow, and each TFLite file.
 """
 
+import ctypes
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,11 +19,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from kvision.export.files import owner_tag
 from kvision.export.saved_model import read_warmup
 from kvision.export.signatures import OUTPUTS
 from kvision.export.tflite import Interpreter
 
 SERVING_CHECK = Path(__file__).with_name("serving_check.py")
+SERVING_CHECK_PREFIX = "kvision-serving-check-"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 # The blessing bars (issue "TFX-style exporter"): logits of a float artifact
 # match Keras to within these; quantised artifacts keep the top-1 decision.
@@ -70,15 +76,15 @@ def serve_in_fresh_process(saved_model_dir, requests, model_name, *, imports=(),
     signature of ``requests``, its numeric outputs ``{name: array}``.
     """
     saved_model_dir = Path(saved_model_dir).resolve()  # the check runs in another working directory
-    with tempfile.TemporaryDirectory(prefix="kvision-serving-check-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=SERVING_CHECK_PREFIX, suffix=f"-{owner_tag()}") as tmp:
         warmup = write_tensor_requests(Path(tmp) / "warmup", read_warmup(saved_model_dir))
         parity = write_tensor_requests(Path(tmp) / "parity", requests)
         flags = [arg for module in imports for arg in ("--import", module)]
         command = [sys.executable, str(SERVING_CHECK), *flags, str(saved_model_dir), tmp, str(warmup), str(parity)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=tmp)
-        if done.returncode != 0:
-            lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
-            raise ServingCheckError(lines[-1] if lines else f"exit status {done.returncode}")
+        returncode, stderr = _run_dying_with_parent(command, tmp, timeout)
+        if returncode != 0:
+            lines = [line for line in stderr.strip().splitlines() if line.strip()]
+            raise ServingCheckError(lines[-1] if lines else f"exit status {returncode}")
         summary = json.loads((Path(tmp) / "summary.json").read_text())
         with np.load(Path(tmp) / "outputs.npz") as arrays:
             outputs = {}
@@ -88,6 +94,44 @@ def serve_in_fresh_process(saved_model_dir, requests, model_name, *, imports=(),
                     signature = requests[int(record)][0]
                     outputs.setdefault(signature, {})[name] = arrays[key]
     return summary, outputs
+
+
+def _die_with_parent():
+    """A ``preexec_fn`` giving the child SIGKILL when this process dies (Linux ``PR_SET_PDEATHSIG``); None elsewhere.
+
+    ``prctl`` is looked up here, before the fork: the child of a
+    multi-threaded process must not load libraries.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec():
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _run_dying_with_parent(command, cwd, timeout):
+    """``(returncode, stderr)`` of ``command``, run in its own process group that dies with this process.
+
+    On a timeout or an exception here (Ctrl-C), the whole group is killed; a
+    SIGKILL of this process kills the child through ``PR_SET_PDEATHSIG``.
+    """
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                               start_new_session=True, preexec_fn=_die_with_parent())
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ServingCheckError(f"no answer within {timeout} s") from None
+    finally:
+        if process.poll() is None:  # still running: the group id is certainly still ours
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode, stderr
 
 
 def write_tensor_requests(stem, requests):

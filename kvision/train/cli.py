@@ -1,8 +1,6 @@
 """Command-line flags and the error handling every training recipe shares."""
 
-import sys
-
-from kvision.errors import KvisionError
+from kvision.errors import exit_on_error
 
 
 def add_data_arguments(parser, datasets):
@@ -26,8 +24,8 @@ def add_speed_arguments(parser):
 
 
 def run_recipe(run, args):
-    """``run(args)``, with a mistake of the user's (a ``KvisionError``) printed as one line, exit status 1."""
-    try:
-        return run(args)
-    except KvisionError as err:
-        sys.exit(f"error: {err}")
+    """``run(args)``; a user's mistake, a full disk or a TensorFlow I/O error exits with one ``error:`` line, status 1.
+
+    ``args.verbose`` (when the recipe has the flag) prints the traceback too.
+    """
+    return exit_on_error(run, args, verbose=getattr(args, "verbose", False))

@@ -1,13 +1,15 @@
 """``python -m kvision.export``: exporting a saved model apart from training."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from kvision.export import versions
+from kvision.export import saved_model, versions
 from kvision.export.cli import main
 from kvision.models import build
 from tests.data.writers import write_idx_dataset
@@ -65,7 +67,7 @@ def test_help_documents_every_flag():
     shown = subprocess.run([sys.executable, "-m", "kvision.export", "--help"], capture_output=True, text=True,
                            timeout=120, cwd=ROOT, check=True).stdout
     for flag in ("MODEL_PATH", "--name", "--tflite", "--int8-io", "--bless-min-accuracy", "--push-unblessed",
-                 "--keep-versions", "--version", "--allow-select-ops", "--dataset"):
+                 "--keep-versions", "--version", "--allow-select-ops", "--dataset", "--verbose"):
         assert flag in shown
 
 
@@ -95,3 +97,28 @@ def test_a_seq2seq_model_or_captioner_is_sent_back_to_its_recipe(tmp_path, make)
     with pytest.raises(SystemExit, match="error: A seq2seq model or captioner is exported by its recipe.*same --run-dir"):
         main([str(tmp_path / "model.keras"), "--name", "g2p", "--export-dir", str(tmp_path)])
     assert not (tmp_path / "g2p").exists()
+
+
+def test_an_os_error_is_one_line_naming_the_path_and_verbose_adds_the_traceback(run_dir, tmp_path, capsys):
+    not_a_dir = tmp_path / "saved_models"
+    not_a_dir.write_text("a file where the export directory should be")
+    argv = [str(run_dir), "--name", "fm", "--export-dir", str(not_a_dir), "--version", "1", "--tflite", ""]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == f"error: NotADirectoryError: [Errno 20] Not a directory: '{not_a_dir / 'fm'}'"
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--verbose"])
+    assert exited.value.code.startswith("error: NotADirectoryError")
+    shown = capsys.readouterr().err
+    assert shown.startswith("Traceback (most recent call last):") and "mkdir" in shown
+
+
+def test_a_models_config_failure_after_publishing_exits_0_with_a_warning(run_dir, tmp_path, monkeypatch, capsys):
+    def disk_full(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(saved_model.os, "replace", disk_full)
+    result = main([str(run_dir), "--name", "fm", "--export-dir", str(tmp_path), "--version", "2", "--tflite", ""])
+    assert result.pushed and versions(tmp_path / "fm") == [2] and sorted(os.listdir(tmp_path / "fm")) == ["2"]
+    assert f"warning: {tmp_path / 'fm' / '2'} is published, but" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 import kvision.export.push as push
 from kvision.errors import ExportError
-from kvision.export import export_classifier, read_warmup, versions
+from kvision.export import export_classifier, files, read_warmup, versions
 from kvision.export.tflite import convert
 from tests.export.conftest import CLASS_NAMES
 from tests.helpers import small_cnn
@@ -165,14 +165,25 @@ def test_a_killed_export_never_appears_as_a_version(trained_cnn, quadrants, tmp_
     model_dir = tmp_path / "base" / "quadrants"
     assert versions(model_dir) == [] and not (model_dir / "9").exists()
     (staging,) = [p for p in model_dir.iterdir()]
-    assert staging.name.startswith(".tmp-9-") and (staging / "variables").is_dir()
+    assert staging.name.startswith(".tmp-9.") and (staging / "variables").is_dir()
     result = export(trained_cnn, quadrants, tmp_path / "base", version=9)
     assert result.pushed and sorted(os.listdir(model_dir)) == ["9", "models.config"], "the dead staging is cleaned"
 
 
-def test_only_staging_of_dead_exporters_on_this_host_is_cleaned(tmp_path, monkeypatch):
-    monkeypatch.setattr(push.socket, "gethostname", lambda: "node-7-a")
-    for name in (".tmp-5-node-7-a-999999999", f".tmp-6-node-7-a-{os.getpid()}", ".tmp-7-other-host-999999999"):
-        (tmp_path / name).mkdir()
-    push.clean_stale_staging(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".tmp-6-node-7-a-{os.getpid()}", ".tmp-7-other-host-999999999"]
+def test_only_leftovers_of_dead_exporters_on_this_host_are_cleaned(tmp_path, monkeypatch):
+    monkeypatch.setattr(files.socket, "gethostname", lambda: "node-7-a")
+    models, temp = tmp_path / "models", tmp_path / "tmp"
+    mine = f"node-7-a-{os.getpid()}"
+    for name in (".tmp-5-node-7-a-999999999", f".tmp-6-{mine}", ".tmp-7-other-host-999999999"):
+        (models / name).mkdir(parents=True)
+    for name in (".models.config.tmp-node-7-a-999999999", f".models.config.tmp-{mine}", "models.config"):
+        (models / name).write_text("model_config_list {}")
+    for name in ("kvision-serving-check-ab_1-node-7-a-999999999", f"kvision-serving-check-cd_2-{mine}",
+                 "kvision-serving-check-ef_3-other-host-999999999", "unrelated-node-7-a-999999999"):
+        (temp / name).mkdir(parents=True)
+    push.clean_stale_staging(models, temp_dir=temp)
+    assert sorted(p.name for p in models.iterdir()) == [f".models.config.tmp-{mine}", f".tmp-6-{mine}",
+                                                        ".tmp-7-other-host-999999999", "models.config"]
+    assert sorted(p.name for p in temp.iterdir()) == [f"kvision-serving-check-cd_2-{mine}",
+                                                      "kvision-serving-check-ef_3-other-host-999999999",
+                                                      "unrelated-node-7-a-999999999"]
