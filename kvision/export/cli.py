@@ -28,6 +28,7 @@ import numpy as np
 
 import kvision.models  # registers kvision's layers so .keras files load
 from kvision.data import load_dataset
+from kvision.data.decode import ImageLimits
 from kvision.errors import ExportError, exit_on_error
 from kvision.export.push import export_captioner, export_classifier, export_generator, export_translator
 from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
@@ -39,12 +40,14 @@ CLASSIFIER_TFLITE = "float32,int8"
 GENERATOR_TFLITE = "float32"
 
 
-def add_export_arguments(parser, *, classifier=True, model_dependent=False, tflite=True):
+def add_export_arguments(parser, *, classifier=True, model_dependent=False, tflite=True, images=None):
     """The export flags, as a group of ``parser``; recipes and the CLI share them.
 
     ``classifier=False`` leaves out the classifier-only flags (int8, accuracy
     bar), for generators; ``tflite=False`` leaves out ``--tflite``, for
-    seq2seq models (exported as SavedModels only). ``--tflite`` defaults to
+    seq2seq models (exported as SavedModels only); ``images`` (default:
+    ``classifier``) adds the budgets of the encoded images the exported
+    signatures accept (``--max-image-pixels`` …). ``--tflite`` defaults to
     ``float32,int8`` for classifiers and ``float32`` for generators; with
     ``model_dependent`` (the CLI, which learns the kind of model later) it is
     left None until then.
@@ -62,10 +65,31 @@ def add_export_arguments(parser, *, classifier=True, model_dependent=False, tfli
         group.add_argument("--int8-io", default="uint8", choices=INT8_IO_TYPES, help="input/output type of the int8 TFLite model")
         group.add_argument("--allow-select-ops", action="store_true", help="let TFLite files use Select TF ops (needs the Flex delegate)")
         group.add_argument("--bless-min-accuracy", type=float, help="bless only if test accuracy reaches this (0..1)")
+    if classifier if images is None else images:
+        limits = ImageLimits()
+        group.add_argument("--max-image-pixels", type=positive_int, default=limits.max_pixels,
+                           help="largest height × width a signature decodes, read from the image's header first")
+        group.add_argument("--max-image-bytes", type=positive_int, default=limits.max_bytes,
+                           help="largest encoded image a signature accepts, in bytes")
+        group.add_argument("--max-batch-size", type=positive_int, default=limits.max_batch,
+                           help="most images in one serving request")
     group.add_argument("--push-unblessed", dest="push_only_if_blessed", action="store_false",
                        help="publish a version even if it fails its checks (default: move it to <dir>/.rejected/)")
     group.add_argument("--keep-versions", type=int, default=2, help="versions the written models.config serves")
     return group
+
+
+def positive_int(text):
+    """argparse type: an integer ≥ 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer. Received: {text}")
+    return value
+
+
+def image_limits(args):
+    """The ``ImageLimits`` of ``args``' export flags."""
+    return ImageLimits(args.max_image_pixels, args.max_image_bytes, args.max_batch_size)
 
 
 def check_export_arguments(args):
@@ -98,6 +122,7 @@ def export_for_dataset(model, dataset, args, *, name, metrics=None, training_com
         int8_io=args.int8_io,
         allow_select_ops=args.allow_select_ops,
         bless_min_accuracy=args.bless_min_accuracy,
+        limits=image_limits(args),
         push_only_if_blessed=args.push_only_if_blessed,
         keep_versions=args.keep_versions,
         metrics=metrics,
@@ -150,7 +175,8 @@ def export_for_translator(translator, args, *, name, sources, report, training_c
 def export_for_captioner(captioner, args, *, name, images, report, training_command=None, dataset=None):
     """``export_captioner`` with the export flags in ``args``; ``report`` from ``evaluate_captioner``."""
     return export_captioner(
-        captioner, args.export_dir, name, images, min_bleu_4=args.bless_min_bleu_4, version=args.version,
+        captioner, args.export_dir, name, images, min_bleu_4=args.bless_min_bleu_4, limits=image_limits(args),
+        version=args.version,
         push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions,
         metrics={k: report[k] for k in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "exact_match", "item_match",
                                         "token_accuracy") if k in report},

@@ -26,7 +26,7 @@ import platform
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 import kvision
+from kvision.data.decode import ImageLimits
 from kvision.errors import ExportError
 from kvision.export import verify
 from kvision.export.files import fsync_path, fsync_tree, left_by_dead_process, owner_tag
@@ -244,6 +245,7 @@ def export_classifier(
     allow_select_ops=False,
     bless_min_accuracy=None,
     parity_size=256,
+    limits=ImageLimits(),
     **push_options,
 ):
     """Export classifier ``model`` as a new version of ``name`` under ``base_dir``, verified and blessed.
@@ -260,6 +262,8 @@ def export_classifier(
         bless_min_accuracy: the model's accuracy on the evaluation split must
             reach this for the version to be blessed.
         parity_size: images of the fixed logit-parity batch.
+        limits: ``ImageLimits`` of the serving requests (batch size, bytes
+            and pixels of each encoded image); recorded in evaluation.json.
         push_options: ``version`` (default Unix time; never overwrites: taken
             before the export starts, it is refused; published by another
             export meanwhile, this one becomes the next free integer),
@@ -285,7 +289,7 @@ def export_classifier(
         )
 
     def write_and_verify(staging):
-        classifier_archive(model, class_names).write_out(str(staging), verbose=False)
+        classifier_archive(model, class_names, limits).write_out(str(staging), verbose=False)
         write_warmup(staging, classifier_requests(eval_images), name)
         # Called directly, not with predict(): no tf.distribute step, so the chief of a
         # multi-worker job can export while the other workers have finished.
@@ -323,6 +327,7 @@ def export_classifier(
             "sizes_bytes": sizes,
             "latency_ms_batch1": _latencies(summary, tflite_results),
             "signatures": summary["signatures"],
+            "limits": asdict(limits),
             "class_names": list(class_names),
             "model_summary": {
                 "name": model.name,
@@ -482,7 +487,7 @@ def robustness_images(image_shape, seed=0):
     return [tf.io.encode_jpeg(same).numpy(), tf.io.encode_png(other).numpy()]
 
 
-def export_captioner(captioner, base_dir, name, images, *, min_bleu_4=None, **push_options):
+def export_captioner(captioner, base_dir, name, images, *, min_bleu_4=None, limits=ImageLimits(), **push_options):
     """Export an image ``Captioner`` as a verified, versioned SavedModel (encoded images in, captions out).
 
     The checks: a fresh process with TensorFlow and TensorFlow Text only
@@ -490,14 +495,14 @@ def export_captioner(captioner, base_dir, name, images, *, min_bleu_4=None, **pu
     ``robustness_images`` with exactly the captions decoded here, scores
     within 1e-3; every signature answers its warmup requests; with
     ``min_bleu_4``, the test BLEU-4 in ``push_options["metrics"]`` reaches it.
-    ``push_options`` as for ``export_classifier``.
+    ``limits`` and ``push_options`` as for ``export_classifier``.
     """
     parity = np.array([*(tf.io.encode_png(image).numpy() for image in images),
                        *robustness_images(captioner.image_shape)], dtype=object)
     expected = captioner.caption(tf.constant(parity, tf.string))
 
     def write_and_verify(staging):
-        save_captioner(captioner, staging)
+        save_captioner(captioner, staging, limits)
         summary, checks = _verify_decoder(staging, name, parity, expected, input_name="image_bytes", text_key="captions",
                                           beams_signature="caption_beams", outputs=CAPTIONER_OUTPUTS)
         if min_bleu_4 is not None:
@@ -510,6 +515,7 @@ def export_captioner(captioner, base_dir, name, images, *, min_bleu_4=None, **pu
             "sizes_bytes": {"saved_model": saved_model_size(staging)},
             "latency_ms_batch1": _latencies(summary, {}),
             "signatures": summary["signatures"],
+            "limits": asdict(limits),
             "model_summary": {
                 "name": model.name,
                 "parameters": int(model.count_params()),

@@ -162,11 +162,14 @@ def save_translator(translator, path):
     )
 
 
-def save_captioner(captioner, path):
-    """Write ``captioner`` (a ``kvision.models.decoding.Captioner``) as a SavedModel with its two signatures."""
+def save_captioner(captioner, path, limits=ImageLimits()):
+    """Write ``captioner`` (a ``kvision.models.decoding.Captioner``) as a SavedModel with its two signatures.
+
+    ``limits`` (``ImageLimits``) bounds the served requests.
+    """
     serving = Captioner(
         _serving_copy(captioner.model), captioner.target_vocab, beam_width=captioner.beam_width, alpha=captioner.alpha,
-        limits=captioner.limits,
+        limits=limits,
     )
     tf.saved_model.save(
         serving,

@@ -3,6 +3,7 @@
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -12,6 +13,7 @@ from PIL import Image
 
 from kvision.export import classifier_archive
 from kvision.export.saved_model import encode_png, serialize_examples
+from tests import bombs
 from tests.export.conftest import CLASS_NAMES
 
 
@@ -108,3 +110,64 @@ def test_a_model_with_a_custom_layer_serves_without_its_python_code(tmp_path, qu
         check=True, timeout=120, cwd=tmp_path,
     )
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(images[:5].astype(np.float32), verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("signature, inputs, shape", [
+    ("serve_images", tf.zeros((16, 16, 1), tf.uint8), r"\[16 16 1\]"),
+    ("serve_images", tf.zeros((1, 1, 16, 16, 1), tf.uint8), r"\[1 1 16 16 1\]"),
+    ("serve_images", tf.zeros((0, 16, 16, 1), tf.uint8), r"\[0 16 16 1\]"),
+    ("serve_images", tf.zeros((257, 16, 16, 1), tf.uint8), r"\[257 16 16 1\]"),
+    ("serving_default", tf.constant([], tf.string), r"\[0\]"),
+    ("serving_default", tf.constant([[b"x"]]), r"\[1 1\]"),
+    ("serve_examples", tf.constant([], tf.string), r"\[0\]"),
+])  # fmt: skip
+def test_empty_oversized_and_wrong_rank_batches_get_the_documented_message(served, signature, inputs, shape):
+    expects = {
+        "serve_images": r"serve_images expects uint8 images of shape \[N, 16, 16, 1\]",
+        "serving_default": r"serving_default expects a string batch of encoded images of shape \[N\]",
+        "serve_examples": r"serve_examples expects a string batch of tf.train.Examples of shape \[N\]",
+    }[signature]
+    name = {"serve_images": "images", "serving_default": "image_bytes", "serve_examples": "examples"}[signature]
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"{expects} with 1 <= N <= 256. Received: the shape {shape}"):
+        served[signature](**{name: inputs})
+
+
+def test_bombs_are_refused_before_decoding_by_both_bytes_signatures(served):
+    for bomb, size in ((bombs.png_bomb(23_000, 23_000), "23000 x 23000"), (bombs.jpeg_bomb(60_000, 60_000), "60000 x 60000")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=rf"at most 40000000 pixels. Received: {size}"):
+            served["serving_default"](image_bytes=tf.constant([bombs.encode(np.zeros((16, 16), np.uint8), "PNG"), bomb]))
+        with pytest.raises(tf.errors.InvalidArgumentError, match=rf"at most 40000000 pixels. Received: {size}"):
+            served["serve_examples"](examples=tf.constant(serialize_examples_of_bytes([bomb])))
+
+
+def serialize_examples_of_bytes(encoded):
+    return [tf.train.Example(features=tf.train.Features(feature={
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))})).SerializeToString()
+        for data in encoded]
+
+
+BOMB_REQUESTS = """
+import resource, sys, numpy as np, tensorflow as tf
+sys.path.insert(0, sys.argv[2])
+from tests import bombs
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+png, jpeg = bombs.png_bomb(10_000, 10_000), bombs.jpeg_bomb(60_000, 60_000)
+outcomes = []
+for request in ([png], [png, png, jpeg], [bombs.gif_bomb(2000, 2000, 300)], [bombs.png_bomb(6000, 6000)]):
+    try:
+        outcomes.append(int(fn(image_bytes=tf.constant(request))["class_id"].shape[0]))
+    except tf.errors.InvalidArgumentError as err:
+        outcomes.append("pixels" if "at most 40000000 pixels" in err.message else err.message)
+print(outcomes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def test_bomb_requests_keep_a_fresh_serving_process_under_1_5_gb(trained_cnn, tmp_path):
+    """A 100 MP PNG (0.1 MB), three bombs at once, a GIF of 300 frames of 4 MP, a 36 MP image: bounded memory."""
+    classifier_archive(trained_cnn, CLASS_NAMES).write_out(str(tmp_path / "model"), verbose=False)
+    root = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run([sys.executable, "-c", BOMB_REQUESTS, str(tmp_path / "model"), root],
+                            capture_output=True, text=True, timeout=300, check=True)
+    outcomes, peak = result.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    assert outcomes == "['pixels', 'pixels', 1, 1]"  # the GIF answers with its first frame
+    assert int(peak) < 1.5 * 2**30, f"peak RSS {int(peak) / 2**30:.2f} GiB"
