@@ -67,8 +67,16 @@ def test_help_documents_every_flag():
     shown = subprocess.run([sys.executable, "-m", "kvision.export", "--help"], capture_output=True, text=True,
                            timeout=120, cwd=ROOT, check=True).stdout
     for flag in ("MODEL_PATH", "--name", "--tflite", "--int8-io", "--bless-min-accuracy", "--push-unblessed",
-                 "--keep-versions", "--version", "--allow-select-ops", "--dataset", "--verbose"):
+                 "--keep-versions", "--version", "--allow-select-ops", "--dataset", "--verbose", "--max-image-pixels",
+                 "--max-image-bytes", "--max-batch-size"):
         assert flag in shown
+
+
+def test_an_image_budget_flag_must_be_a_positive_integer(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--name", "fm", "--export-dir", str(tmp_path), "--max-image-pixels", "0"])
+    assert "argument --max-image-pixels: expected a positive integer. Received: 0" in capsys.readouterr().err
+    assert not (tmp_path / "fm").exists()
 
 
 def test_exports_a_gan_run_with_its_quality_figures(tmp_path):

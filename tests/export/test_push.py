@@ -8,17 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 import kvision.export.push as push
+from kvision.data.decode import ImageLimits
 from kvision.errors import ExportError
 from kvision.export import export_classifier, files, read_warmup, versions
 from kvision.export.tflite import convert
+from tests import bombs
 from tests.export.conftest import CLASS_NAMES
 from tests.helpers import small_cnn
 
 ROOT = Path(__file__).resolve().parents[2]
+LIMITS = ImageLimits(max_pixels=1000, max_bytes=2000, max_batch=300)
 
 
 def export(model, quadrants, base, **options):
@@ -35,7 +39,7 @@ def blessed(trained_cnn, quadrants, tmp_path_factory):
     base = tmp_path_factory.mktemp("push")
     result = export(trained_cnn, quadrants, base, version=3, tflite=("float32", "float16", "dynamic", "int8"),
                     bless_min_accuracy=0.95, metrics={"top5_accuracy": 1.0}, training_command="python train.py",
-                    dataset={"name": "quadrants", "origin": "tests", "fingerprint": "sha256:x"})
+                    dataset={"name": "quadrants", "origin": "tests", "fingerprint": "sha256:x"}, limits=LIMITS)
     return base, result
 
 
@@ -67,8 +71,20 @@ def test_evaluation_json_records_parity_sizes_latency_and_provenance(blessed):
     assert evaluation["training_command"] == "python train.py" and evaluation["dataset"]["fingerprint"] == "sha256:x"
     assert set(evaluation["versions"]) == {"tensorflow", "keras", "kvision", "python"}
     assert all(c["passed"] for c in evaluation["checks"]) and len(evaluation["checks"]) >= 12
+    assert evaluation["limits"] == {"max_pixels": 1000, "max_bytes": 2000, "max_batch": 300}
     card = (result.path / "MODEL_CARD.md").read_text()
     assert "**BLESSED**" in card and "`serving_default`: `image_bytes` string[-1]" in card and "top-left" in card
+
+
+def test_the_published_signatures_keep_the_export_budgets(blessed):
+    serve = tf.saved_model.load(str(blessed[1].path)).signatures["serving_default"]
+    assert serve(image_bytes=tf.constant([tf.io.encode_png(np.zeros((31, 32, 1), np.uint8)).numpy()]))["logits"].shape == (1, 4)
+    for encoded, message in ((bombs.encode(np.zeros((32, 32), np.uint8), "PNG"), r"at most 1000 pixels. Received: 32 x 32"),
+                             (bombs.encode(np.zeros((31, 32, 3), np.uint8), "BMP"), r"at most 2000 bytes. Received: 3030")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            serve(image_bytes=tf.constant([encoded]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"1 <= N <= 300. Received: the shape \[301\]"):
+        serve(image_bytes=tf.constant([b""] * 301))
 
 
 def test_warmup_has_real_requests_for_every_signature(blessed, quadrants):
