@@ -38,14 +38,8 @@ from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import build
 from kvision.models.gan import LOSSES, to_uint8
 from kvision.train import get_strategy, is_chief, worker_dir
-from kvision.train.cli import (
-    add_data_arguments,
-    add_run_arguments,
-    add_speed_arguments,
-    open_recipe_run,
-    run_recipe,
-    untrained_settings,
-)
+from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
+                               untrained_settings)
 from kvision.train.gan import fit_gan, image_grid
 
 

@@ -36,14 +36,8 @@ from kvision.export.tflite import TFLiteClassifier, convert
 from kvision.export.verify import median_latency_ms
 from kvision.models import build, get_builder, list_models
 from kvision.train import fit_or_load, get_strategy, is_chief, run_paths
-from kvision.train.cli import (
-    add_data_arguments,
-    add_run_arguments,
-    add_speed_arguments,
-    open_recipe_run,
-    run_recipe,
-    untrained_settings,
-)
+from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
+                               untrained_settings)
 from kvision.train.distill import Distiller, load_teacher
 from kvision.train.prune import MagnitudePruning, model_sizes, sparsity
 from kvision.train.records import save_results

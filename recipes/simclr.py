@@ -6,7 +6,8 @@
 
 Phases, each recorded in <run-dir>/results.json when done and skipped when
 the recipe runs again (a killed training resumes at its last epoch). A run
-directory keeps its settings: only ``--shares`` (and paths) may change.
+directory keeps its settings: only ``--shares`` (and paths) may change, or
+``--overwrite`` deletes it and starts afresh.
 
 1. ``pretrain``: SimCLR (Chen et al. 2020, https://arxiv.org/abs/2002.05709)
    on the training images without their labels; the encoder (the classifier
@@ -52,14 +53,8 @@ from kvision.evaluate import accuracy
 from kvision.models import build, get_builder, list_models
 from kvision.models.common import classifier_backbone
 from kvision.train import epoch_budget, fine_tune, fit_or_load, get_strategy
-from kvision.train.cli import (
-    add_data_arguments,
-    add_run_arguments,
-    add_speed_arguments,
-    open_recipe_run,
-    run_recipe,
-    untrained_settings,
-)
+from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
+                               untrained_settings)
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.records import run_phase, save_results
 from kvision.train.simclr import fit_simclr, linear_probe

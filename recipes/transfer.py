@@ -32,8 +32,9 @@ batch trains on batches of all its labels.
 
 Re-running with the same ``--run-dir`` resumes: finished runs are loaded,
 not trained again (an interrupted one resumes at its last epoch), the
-pretraining and shares already in results.json are kept, and other settings
-than ``--shares`` are refused (use a new ``--run-dir``).
+pretraining and shares already in results.json are kept, and other training
+settings than ``--shares`` are refused (use a new ``--run-dir``, or
+``--overwrite`` to start afresh).
 
 Outputs: ``<run-dir>/`` config.json, pretrain/, share_<s>/finetune/{head,finetune}/,
 share_<s>/scratch/ (TensorBoard logs, checkpoints, history.csv each) and
@@ -49,14 +50,8 @@ from kvision.data import channel_stats, labelled_subset, load_dataset, select_cl
 from kvision.evaluate import accuracy
 from kvision.models import build, get_builder, list_models
 from kvision.train import epoch_budget, fit_or_load, get_strategy, result_checkpoint
-from kvision.train.cli import (
-    add_data_arguments,
-    add_run_arguments,
-    add_speed_arguments,
-    open_recipe_run,
-    run_recipe,
-    untrained_settings,
-)
+from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
+                               untrained_settings)
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.finetune import check_trainable, fine_tune
 from kvision.train.records import run_phase, save_results

@@ -30,14 +30,8 @@ from kvision.export.cli import add_export_arguments, check_export_arguments, exp
 from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import VAE, build
 from kvision.train import get_strategy, is_chief
-from kvision.train.cli import (
-    add_data_arguments,
-    add_run_arguments,
-    add_speed_arguments,
-    open_recipe_run,
-    run_recipe,
-    untrained_settings,
-)
+from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
+                               untrained_settings)
 from kvision.train.vae import fit_vae, latent_traversal, reconstruction_grid, vae_pipeline, write_png
 
 

@@ -122,6 +122,11 @@ class TrainingHealth(keras.callbacks.Callback):
             )
 
 
+def checkpointed_networks(gan):
+    """The networks of ``gan`` that a GAN run checkpoints, by file stem."""
+    return {"generator_ema": gan.ema_generator, "generator": gan.generator, "discriminator": gan.discriminator}
+
+
 class GeneratorCheckpoint(keras.callbacks.Callback):
     """Saves ``generator_ema.keras``, ``generator.keras`` and ``discriminator.keras`` every epoch (atomic)."""
 
@@ -131,8 +136,7 @@ class GeneratorCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("generator_ema", "generator", "discriminator"):
-            network = self.model.ema_generator if name == "generator_ema" else getattr(self.model, name)
+        for name, network in checkpointed_networks(self.model).items():
             tmp = self.checkpoint_dir / f".{name}.tmp.keras"
             network.save(tmp)
             tmp.replace(self.checkpoint_dir / f"{name}.keras")
@@ -201,8 +205,8 @@ def fit_gan(
         )
     checkpoints = gan_paths(run_dir)["checkpoints"]
     if finished_checkpoint(run_dir, epochs, checkpoint=checkpoints / "generator_ema.keras") is not None:
-        for name in ("generator_ema", "generator", "discriminator"):
-            getattr(gan, name).load_weights(checkpoints / f"{name}.keras")
+        for name, network in checkpointed_networks(gan).items():
+            network.load_weights(checkpoints / f"{name}.keras")
         return GANResult(gan, {}, run_dir, strategy)
     dataset = make_pipeline(*train, batch_size=global_batch, training=True, seed=seed, crop_padding=0, flip=flip)
     backup = gan_paths(run_dir)["backup"]

@@ -1,10 +1,13 @@
 """A recipe's run directory: settings checked against config.json, results.json saved whole, finished phases skipped."""
 
+import argparse
 import json
 
 import pytest
 
 from kvision.errors import ModelError
+from kvision.export.cli import add_export_arguments
+from kvision.train.cli import add_run_arguments, untrained_settings
 from kvision.train.records import open_run, run_phase, save_results, write_config
 
 SETTINGS = {"epochs": 2, "lr": 0.1, "shares": [0.1], "run_dir": "run"}
@@ -74,3 +77,16 @@ def test_a_finished_phase_is_skipped_and_a_new_one_timed_and_saved(tmp_path, cap
     assert json.loads((tmp_path / "results.json").read_text()) == results
     run_phase(tmp_path, results, "top", lambda: {"x": 1})
     assert results["top"]["x"] == 1 and 0 <= results["top"]["seconds"] < 60
+
+
+def test_the_export_group_and_run_flags_change_no_training():
+    parser = argparse.ArgumentParser()
+    run = parser.add_argument_group("run")
+    run.add_argument("--run-dir")
+    add_run_arguments(run)
+    add_export_arguments(parser)
+    parser.add_argument("--lr", type=float)
+    free = untrained_settings(parser, "robustness_eps")
+    assert {"export_dir", "version", "tflite", "int8_io", "allow_select_ops", "bless_min_accuracy",
+            "push_only_if_blessed", "keep_versions", "run_dir", "overwrite", "verbose", "robustness_eps"} <= set(free)
+    assert "lr" not in free
