@@ -146,6 +146,8 @@ def run(args, *, may_change):
               alpha=args.alpha)
     pruning = MagnitudePruning(args.sparsity, frequency=args.prune_frequency)
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_distill_{args.student}")
+    if teacher is not None and Path(args.teacher).resolve() == run_paths(run_dir / "teacher")["best"].resolve():
+        args.teacher = teacher = None  # the run's own trained teacher: the same settings as the run that trained it
     teacher_path = Path(args.teacher) if teacher else run_paths(run_dir / "teacher")["best"]
     open_recipe_run(run_dir, args, may_change)
     print(f"data: {dataset.name} from {dataset.origin}: {len(train[0])} train, "
