@@ -31,6 +31,7 @@ attention.png) and <export-dir>/<name>/<version>/, a verified SavedModel whose
 import argparse
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from kvision.data import load_dataset
@@ -47,11 +48,11 @@ from kvision.export.cli import add_export_arguments, check_export_arguments, exp
 from kvision.models import build, get_builder, list_models
 from kvision.models.decoding import Captioner
 from kvision.train import fit_captioner, get_strategy, is_chief, run_paths, worker_dir
-from kvision.train.cli import add_speed_arguments, run_recipe
-from kvision.train.records import write_config
+from kvision.train.cli import add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe, untrained_settings
 
 DATASETS = ("scenes", "folder", "coco_captions")
 PARITY_IMAGES = 32  # test images the exported SavedModel must caption exactly as Keras did
+DECODING = ("beam_width", "length_penalty")  # used after training only: a finished run decodes and exports again
 
 
 def build_parser():
@@ -93,6 +94,7 @@ def build_parser():
     run.add_argument("--seed", type=int, default=0, help="seeds scenes, weights and shuffling (default: %(default)s)")
     run.add_argument("--run-dir", help="logs, checkpoints, report; a killed run resumes from here (default: runs/<dataset>_<model>)")
     run.add_argument("--name", help="served model name (default: <dataset>_captioner)")
+    add_run_arguments(run)
     export = add_export_arguments(parser, classifier=False, tflite=False)
     export.add_argument("--bless-min-bleu-4", type=float, help="bless only if the test BLEU-4 (0..1) reaches this")
     return parser
@@ -132,14 +134,15 @@ def vocabulary(run_dir, train_set, args):
     return vocab
 
 
-def run(args):
+def run(args, *, may_change):
+    """Train, evaluate and export for parsed ``args``; ``may_change`` as in ``open_recipe_run``."""
     get_builder(args.model, "captioning")  # fail on an unknown name or export flag before any work
     get_builder(args.backbone, "classifier")
     check_export_arguments(args)
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     sets, dataset = load_splits(args)
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_{args.model}")
-    write_config(run_dir, vars(args))
+    open_recipe_run(run_dir, args, may_change)
     vocab = vocabulary(run_dir, sets["train"], args)
     shape = sets["train"].images.shape[1:]
     print(f"data: {dataset['name']} from {dataset['origin']}: "
@@ -186,7 +189,8 @@ def run(args):
 
 
 def main(argv=None):
-    return run_recipe(run, build_parser().parse_args(argv))
+    parser = build_parser()
+    return run_recipe(partial(run, may_change=untrained_settings(parser, *DECODING)), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

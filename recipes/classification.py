@@ -16,26 +16,25 @@ or ``<export-dir>/.rejected/<name>/<version>/`` when a check fails.
 """
 
 import argparse
-import json
 import sys
 import time
 from functools import partial
 from pathlib import Path
 
-import kvision
 from kvision.data import channel_stats, load_dataset, train_validation_split
 from kvision.evaluate import evaluate_classifier, robustness_report
 from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_dataset, finish
 from kvision.models import build, get_builder, list_models
 from kvision.models.common import is_positive_int, require
-from kvision.train import AdversarialTraining, fit_classifier, get_strategy, is_chief, run_paths, worker_dir
+from kvision.train import AdversarialTraining, fit_or_load, get_strategy, is_chief, run_paths, worker_dir
 from kvision.train.adversarial import check_attack
-from kvision.train.cli import add_speed_arguments, run_recipe
+from kvision.train.cli import add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe, untrained_settings
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.schedules import SCHEDULES
 
 
 ROBUSTNESS_STEPS = 20
+EVALUATION_ONLY = ("robustness_eps", "robustness_examples")  # settings a finished run may change: it evaluates again
 
 
 def build_parser(description, defaults):
@@ -89,6 +88,7 @@ def build_parser(description, defaults):
     run.add_argument("--seed", type=int, help="seeds weights, shuffling and augmentation")
     run.add_argument("--run-dir", help="logs, checkpoints, report; a killed run resumes from here (default: runs/<dataset>_<model>)")
     run.add_argument("--name", help="served model name (default: <dataset>_<model>)")
+    add_run_arguments(run)
     add_export_arguments(parser)
     parser.set_defaults(
         **{
@@ -123,8 +123,11 @@ def check_adversarial_arguments(args):
             robustness_examples=args.robustness_examples)
 
 
-def run(args):
-    """Run the five steps for parsed ``args``; returns the summary dict it prints."""
+def run(args, *, may_change):
+    """Run the five steps for parsed ``args``; returns the summary dict it prints.
+
+    ``may_change``: the settings a run directory may be resumed with other values of (``untrained_settings``).
+    """
     get_builder(args.model, "classifier")  # fail on an unknown name or export flag before loading any data
     check_export_arguments(args)
     check_adversarial_arguments(args)
@@ -138,17 +141,14 @@ def run(args):
 
     name = args.name or f"{args.dataset}_{args.model}"
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_{args.model}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
-    if is_chief():
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    open_recipe_run(run_dir, args, may_change)
 
     wrap = None
     if args.adversarial_eps is not None:
         wrap = partial(AdversarialTraining, epsilon=args.adversarial_eps, steps=args.adversarial_steps,
                        step_size=args.adversarial_step_size)
     start = time.time()
-    result = fit_classifier(
+    result = fit_or_load(  # a finished training is loaded: a re-run after a failed export exports again
         lambda: build(args.model, dataset.image_shape, dataset.num_classes, mean=mean, std=std),
         train,
         validation if len(validation[0]) else None,
@@ -189,7 +189,7 @@ def run(args):
         export = export_for_dataset(
             result.model, dataset, args, name=name, seed=args.seed,
             metrics={k: v for k, v in report.items() if k in ("top5_accuracy", "macro_f1")},
-            training_command=config["command"],
+            training_command=" ".join(sys.argv),
         )
     summary = {
         "model": args.model,
@@ -217,7 +217,7 @@ def main(argv=None, *, description=__doc__, **defaults):
     args = parser.parse_args(argv)
     if args.dataset is None or args.model is None:
         parser.error("--dataset and --model are required")
-    return run_recipe(run, args)
+    return run_recipe(partial(run, may_change=untrained_settings(parser, *EVALUATION_ONLY)), args)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -37,7 +38,8 @@ from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import build
 from kvision.models.gan import LOSSES, to_uint8
 from kvision.train import get_strategy, is_chief, worker_dir
-from kvision.train.cli import add_data_arguments, add_speed_arguments, run_recipe
+from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
+                               untrained_settings)
 from kvision.train.gan import fit_gan, image_grid
 
 
@@ -73,6 +75,7 @@ def build_parser():
     run.add_argument("--seed", type=int, default=0, help="seeds weights, noise and shuffling (default: %(default)s)")
     run.add_argument("--run-dir", help="logs, samples, checkpoints (default: runs/<dataset>_dcgan[_conditional])")
     run.add_argument("--name", help="served model name (default: <dataset>_dcgan[_conditional])")
+    add_run_arguments(run)
     add_export_arguments(parser, classifier=False)
     return parser
 
@@ -95,7 +98,8 @@ def load_classifier(args, dataset):
     return classifier
 
 
-def run(args):
+def run(args, *, may_change):
+    """Train, measure and export for parsed ``args``; ``may_change`` as in ``open_recipe_run``."""
     check_export_arguments(args)
     check_generator_variants(parse_variants(args.tflite))  # before training, not after
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
@@ -115,10 +119,7 @@ def run(args):
     kind = f"dcgan{'_conditional' if args.conditional else ''}"
     name = args.name or f"{args.dataset}_{kind}"
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_{kind}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
-    if is_chief():
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    open_recipe_run(run_dir, args, may_change)
     print(f"data: {dataset.name} from {dataset.origin}: {len(dataset.train[0])} train images {dataset.image_shape}")
 
     start = time.time()
@@ -152,7 +153,7 @@ def run(args):
     export = None
     if is_chief():
         export = export_for_generator(
-            generator, args, name=name, quality=quality, training_command=config["command"],
+            generator, args, name=name, quality=quality, training_command=" ".join(sys.argv),
             dataset={"name": dataset.name, "origin": dataset.origin, "fingerprint": dataset.fingerprint()},
         )
     summary = {
@@ -169,8 +170,10 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return run_recipe(run, args)
+    parser = build_parser()
+    # The Fréchet distance's classifier and sample count measure a finished run; they change no training.
+    return run_recipe(partial(run, may_change=untrained_settings(parser, "classifier", "fid_samples")),
+                      parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ batch-1 latency (median, this machine's CPU). Outputs: <run-dir>/config.json,
 """
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -35,10 +36,11 @@ from kvision.export.tflite import TFLiteClassifier, convert
 from kvision.export.verify import median_latency_ms
 from kvision.models import build, get_builder, list_models
 from kvision.train import fit_or_load, get_strategy, is_chief, run_paths
-from kvision.train.cli import add_data_arguments, add_speed_arguments, run_recipe
+from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
+                               untrained_settings)
 from kvision.train.distill import Distiller, load_teacher
 from kvision.train.prune import MagnitudePruning, model_sizes, sparsity
-from kvision.train.records import save_results, write_config
+from kvision.train.records import save_results
 
 
 def build_parser():
@@ -73,6 +75,7 @@ def build_parser():
     run.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and augmentation (default: %(default)s)")
     run.add_argument("--run-dir", help="phase subdirectories and results (default: runs/<dataset>_distill_<student>)")
     run.add_argument("--calibration-size", type=int, default=300, help="training images calibrating int8 (default: %(default)s)")
+    add_run_arguments(run)
     return parser
 
 
@@ -117,8 +120,11 @@ def print_table(results):
               f"{r['int8_tflite_gzip_bytes'] / 1024:>11.1f}{r['int8_latency_ms_batch1']:>9.3f}")
 
 
-def run(args):
-    """Train and measure the four models for parsed ``args``; returns the results dict it writes."""
+def run(args, *, may_change):
+    """Train and measure the four models for parsed ``args``; returns the results dict it writes.
+
+    ``may_change``: the settings a re-run may change (``untrained_settings``).
+    """
     get_builder(args.student, "classifier")  # fail on an unknown name before loading any data
     if args.teacher is None:
         get_builder(args.teacher_model, "classifier")
@@ -140,8 +146,10 @@ def run(args):
               alpha=args.alpha)
     pruning = MagnitudePruning(args.sparsity, frequency=args.prune_frequency)
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_distill_{args.student}")
+    if teacher is not None and Path(args.teacher).resolve() == run_paths(run_dir / "teacher")["best"].resolve():
+        args.teacher = teacher = None  # the run's own trained teacher: the same settings as the run that trained it
     teacher_path = Path(args.teacher) if teacher else run_paths(run_dir / "teacher")["best"]
-    write_config(run_dir, vars(args))
+    open_recipe_run(run_dir, args, may_change)
     print(f"data: {dataset.name} from {dataset.origin}: {len(train[0])} train, "
           f"{len(validation[0]) if validation else 0} validation, {len(dataset.test[0])} test, {shape}")
 
@@ -176,8 +184,9 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return run_recipe(run, args)
+    parser = build_parser()
+    # int8 calibration measures the trained models again; it changes no training.
+    return run_recipe(partial(run, may_change=untrained_settings(parser, "calibration_size")), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

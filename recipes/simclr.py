@@ -6,7 +6,8 @@
 
 Phases, each recorded in <run-dir>/results.json when done and skipped when
 the recipe runs again (a killed training resumes at its last epoch). A run
-directory keeps its settings: only ``--shares`` (and paths) may change.
+directory keeps its settings: only ``--shares`` (and paths) may change, or
+``--overwrite`` deletes it and starts afresh.
 
 1. ``pretrain``: SimCLR (Chen et al. 2020, https://arxiv.org/abs/2002.05709)
    on the training images without their labels; the encoder (the classifier
@@ -40,9 +41,9 @@ of test accuracies and seconds per phase.
 """
 
 import argparse
-import functools
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import keras
@@ -52,13 +53,14 @@ from kvision.evaluate import accuracy
 from kvision.models import build, get_builder, list_models
 from kvision.models.common import classifier_backbone
 from kvision.train import epoch_budget, fine_tune, fit_or_load, get_strategy
-from kvision.train.cli import add_data_arguments, add_speed_arguments, run_recipe
+from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
+                               untrained_settings)
 from kvision.train.engine import OPTIMIZERS
-from kvision.train.records import open_run, run_phase, save_results
+from kvision.train.records import run_phase, save_results
 from kvision.train.simclr import fit_simclr, linear_probe
 
-# Flags that do not change any result: a run directory accepts them changed.
-NEUTRAL_FLAGS = ("shares", "run_dir", "data_dir", "no_download", "xla")
+# Flags of this recipe that change no result (more shares add to them): a run directory accepts them changed.
+NEUTRAL_FLAGS = ("shares", "data_dir", "xla")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -111,10 +113,12 @@ def build_parser():
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds weights, subsets, shuffling and augmentation")
     run.add_argument("--run-dir", help="all outputs; a re-run resumes here; None: runs/<dataset>_<model>_simclr")
+    add_run_arguments(run)
     return parser
 
 
-def run(args):
+def run(args, *, may_change):
+    """Pretrain, probe, fine-tune and compare for parsed ``args``; ``may_change`` as in ``open_recipe_run``."""
     get_builder(args.model, "classifier")  # fail on an unknown name before loading any data
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
@@ -131,8 +135,8 @@ def run(args):
     encoder_fn()  # fail on an image size the model cannot take, before any output
     subsets = {share: labelled_subset(*train, share, seed=args.seed) for share in args.shares}
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_{args.model}_simclr")
-    results = open_run(run_dir, vars(args), may_change=NEUTRAL_FLAGS)
-    phase = functools.partial(run_phase, run_dir, results, phases=results.setdefault("phases", {}))
+    results = open_recipe_run(run_dir, args, may_change)
+    phase = partial(run_phase, run_dir, results, phases=results.setdefault("phases", {}))
     print(f"data: {dataset.name} from {dataset.origin}: {len(train[0])} train (labels unused in pretraining), "
           f"{len(test[0])} test, {dataset.image_shape}")
 
@@ -235,8 +239,8 @@ def print_table(phases, args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return run_recipe(run, args)
+    parser = build_parser()
+    return run_recipe(partial(run, may_change=untrained_settings(parser, *NEUTRAL_FLAGS)), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

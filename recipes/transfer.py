@@ -32,8 +32,9 @@ batch trains on batches of all its labels.
 
 Re-running with the same ``--run-dir`` resumes: finished runs are loaded,
 not trained again (an interrupted one resumes at its last epoch), the
-pretraining and shares already in results.json are kept, and other settings
-than ``--shares`` are refused (use a new ``--run-dir``).
+pretraining and shares already in results.json are kept, and other training
+settings than ``--shares`` are refused (use a new ``--run-dir``, or
+``--overwrite`` to start afresh).
 
 Outputs: ``<run-dir>/`` config.json, pretrain/, share_<s>/finetune/{head,finetune}/,
 share_<s>/scratch/ (TensorBoard logs, checkpoints, history.csv each) and
@@ -42,18 +43,18 @@ results.json; the table of results is printed.
 
 import argparse
 import time
+from functools import partial
 from pathlib import Path
 
 from kvision.data import channel_stats, labelled_subset, load_dataset, select_classes, train_validation_split
 from kvision.evaluate import accuracy
 from kvision.models import build, get_builder, list_models
 from kvision.train import epoch_budget, fit_or_load, get_strategy, result_checkpoint
-from kvision.train.cli import add_data_arguments, add_speed_arguments, run_recipe
+from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
+                               untrained_settings)
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.finetune import check_trainable, fine_tune
-from kvision.train.records import open_run, run_phase, save_results
-
-KEPT_ON_RESUME = ("shares", "no_download", "run_dir")  # settings a resumed run may change
+from kvision.train.records import run_phase, save_results
 
 
 def trainable_arg(value):
@@ -100,11 +101,15 @@ def build_parser():
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds the label shares, weights and shuffling (default: %(default)s)")
     run.add_argument("--run-dir", help="where everything goes; a re-run resumes from here (default: runs/transfer_<dataset>_<model>)")
+    add_run_arguments(run)
     return parser
 
 
-def run(args):
-    """Pretrain, fine-tune and train from scratch for every share; returns the results it writes."""
+def run(args, *, may_change):
+    """Pretrain, fine-tune and train from scratch for every share; returns the results it writes.
+
+    ``may_change``: the settings a re-run may change (``untrained_settings``).
+    """
     get_builder(args.model, "classifier")  # fail on a bad name or option before loading any data
     check_trainable(args.trainable)
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
@@ -114,7 +119,7 @@ def run(args):
     subsets = {share: labelled_subset(*target, share, seed=args.seed) for share in args.shares}
     shape, replicas = dataset.image_shape, strategy.num_replicas_in_sync
     run_dir = Path(args.run_dir or f"runs/transfer_{args.dataset}_{args.model}")
-    results = open_run(run_dir, vars(args), may_change=KEPT_ON_RESUME)
+    results = open_recipe_run(run_dir, args, may_change)
     common = dict(optimizer=args.optimizer, weight_decay=args.weight_decay, crop_padding=args.crop_padding,
                   flip=args.flip, seed=args.seed, mixed_precision=args.mixed_precision, xla=args.xla, strategy=strategy)
 
@@ -189,8 +194,9 @@ def print_table(results):
 
 def main(argv=None):
     """Parse ``argv`` and run; errors a user caused print one line."""
-    args = build_parser().parse_args(argv)
-    return run_recipe(run, args)
+    parser = build_parser()
+    # More shares add to the results; the others are kept.
+    return run_recipe(partial(run, may_change=untrained_settings(parser, "shares")), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

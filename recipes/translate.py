@@ -12,12 +12,32 @@ same figure sacreBLEU gives), word error rate (sentences matching none of
 their references) and token error rate.
 """
 
-import sys
+from functools import partial
 from pathlib import Path
 
-import kvision
 from kvision.data.text import WordPieceVocabulary, read_pairs, split_by_source
-from seq2seq import build_parser, run
+from kvision.train.cli import run_recipe
+from seq2seq import build_parser, free_settings, run
+
+
+def translate(args, *, may_change):
+    """Read and split the pairs, then train, evaluate and export (``seq2seq.run``)."""
+    columns = (1, 0) if args.reverse else (0, 1)
+    pairs = read_pairs(args.pairs, source_column=columns[0], target_column=columns[1], limit=args.limit)
+    splits = split_by_source(pairs, validation=args.validation_fraction, test=args.test_fraction)
+
+    def make_vocabularies():
+        sources, targets = zip(*splits["train"])
+        return (
+            WordPieceVocabulary.from_texts(sources, vocabulary_size=args.vocabulary_size, max_length=args.max_source_length),
+            WordPieceVocabulary.from_texts(targets, vocabulary_size=args.vocabulary_size, max_length=args.max_target_length),
+        )
+
+    stem = Path(args.pairs).stem
+    args.name = args.name or f"translate_{stem}"
+    run_dir = args.run_dir or f"runs/translate_{stem}_{args.model}"
+    dataset = {"name": stem + (" (reversed)" if args.reverse else ""), "origin": str(Path(args.pairs).resolve())}
+    return run(args, splits, make_vocabularies, run_dir=run_dir, dataset=dataset, may_change=may_change)
 
 
 def main(argv=None):
@@ -26,26 +46,7 @@ def main(argv=None):
     parser.add_argument("--reverse", action="store_true", help="translate the second column into the first")
     parser.add_argument("--limit", type=int, help="read at most this many pairs")
     parser.add_argument("--vocabulary-size", type=int, default=8000, help="word pieces per side, at most")
-    args = parser.parse_args(argv)
-    try:
-        columns = (1, 0) if args.reverse else (0, 1)
-        pairs = read_pairs(args.pairs, source_column=columns[0], target_column=columns[1], limit=args.limit)
-        splits = split_by_source(pairs, validation=args.validation_fraction, test=args.test_fraction)
-
-        def make_vocabularies():
-            sources, targets = zip(*splits["train"])
-            return (
-                WordPieceVocabulary.from_texts(sources, vocabulary_size=args.vocabulary_size, max_length=args.max_source_length),
-                WordPieceVocabulary.from_texts(targets, vocabulary_size=args.vocabulary_size, max_length=args.max_target_length),
-            )
-
-        stem = Path(args.pairs).stem
-        args.name = args.name or f"translate_{stem}"
-        run_dir = args.run_dir or f"runs/translate_{stem}_{args.model}"
-        dataset = {"name": stem + (" (reversed)" if args.reverse else ""), "origin": str(Path(args.pairs).resolve())}
-        return run(args, splits, make_vocabularies, run_dir=run_dir, dataset=dataset)
-    except kvision.KvisionError as err:
-        sys.exit(f"error: {err}")
+    return run_recipe(partial(translate, may_change=free_settings(parser)), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

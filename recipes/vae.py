@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from kvision.data import load_dataset, train_validation_split
@@ -29,8 +30,8 @@ from kvision.export.cli import add_export_arguments, check_export_arguments, exp
 from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import VAE, build
 from kvision.train import get_strategy, is_chief
-from kvision.train.cli import add_data_arguments, add_speed_arguments, run_recipe
-from kvision.train.records import write_config
+from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
+                               untrained_settings)
 from kvision.train.vae import fit_vae, latent_traversal, reconstruction_grid, vae_pipeline, write_png
 
 
@@ -56,11 +57,13 @@ def build_parser():
     run.add_argument("--seed", type=int, default=0, help="seeds weights, noise, split and shuffling (default: %(default)s)")
     run.add_argument("--run-dir", help="logs, pictures, checkpoints (default: runs/<dataset>_vae_<latent-dim>d)")
     run.add_argument("--name", help="served model name (default: <dataset>_vae_<latent-dim>d)")
+    add_run_arguments(run)
     add_export_arguments(parser, classifier=False)
     return parser
 
 
-def run(args):
+def run(args, *, may_change):
+    """Train, measure and export for parsed ``args``; ``may_change`` as in ``open_recipe_run``."""
     check_export_arguments(args)
     check_generator_variants(parse_variants(args.tflite))  # before training, not after
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
@@ -79,7 +82,7 @@ def run(args):
     kind = f"vae_{args.latent_dim}d"
     name = args.name or f"{args.dataset}_{kind}"
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_{kind}")
-    write_config(run_dir, vars(args))
+    open_recipe_run(run_dir, args, may_change)
     print(f"data: {dataset.name} from {dataset.origin}: {len(train)} train, {len(validation)} validation, "
           f"{len(test)} test images {dataset.image_shape}")
 
@@ -120,8 +123,8 @@ def run(args):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    return run_recipe(run, args)
+    parser = build_parser()
+    return run_recipe(partial(run, may_change=untrained_settings(parser)), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

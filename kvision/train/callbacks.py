@@ -2,8 +2,9 @@
 
 TensorBoard for watching (scalars each epoch, the graph, the learning rate),
 ``BackupAndRestore`` so a killed run resumes at the epoch it reached, best and
-last ``.keras`` checkpoints, a CSV of every epoch (kept across resumes, for the
-training-curve plot), and early stopping when asked.
+last ``.keras`` checkpoints, a CSV of every epoch (kept across resumes, each
+epoch once, for the training-curve plot), a ``checkpoints/finished.json``
+marker once ``fit`` ends, and early stopping when asked.
 """
 
 import csv
@@ -11,12 +12,12 @@ import json
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import keras
 
 from kvision.errors import ModelError
+from kvision.train.records import write_json
 
 
 def run_paths(run_dir):
@@ -28,6 +29,7 @@ def run_paths(run_dir):
         "best": run_dir / "checkpoints" / "best.keras",
         "last": run_dir / "checkpoints" / "last.keras",
         "history": run_dir / "history.csv",
+        "finished": run_dir / "checkpoints" / "finished.json",
     }
 
 
@@ -57,18 +59,45 @@ def best_so_far(history_csv, monitor, mode="max"):
     return (max if mode == "max" else min)(values) if values else None
 
 
-def completed_epochs(run_dir):
-    """Epochs a run directory's training has finished, by its epoch log (0 if none).
+def finished_epochs(run_dir):
+    """Epochs of the finished training in ``run_dir`` by its ``finished.json``; 0 when it has not finished."""
+    finished = run_paths(run_dir)["finished"]
+    return json.loads(finished.read_text())["epochs"] if finished.exists() else 0
 
-    A run whose backup is gone finished ``fit``; its count is the highest
-    epoch logged. While a backup exists the run was interrupted and resumes.
+
+def start_history(backup_dir, history, finished):
+    """Make a run's epoch log agree with the backup it resumes from, so it holds each epoch once.
+
+    The backup is written before the epoch's CSV row: a run killed between the
+    two lacks that row, which is written here from the backup's record of the
+    epoch. Rows past the backup's epoch (left by a run killed after its row
+    but before its backup) are dropped: those epochs run again. A fresh run
+    (no backup) starts the log anew and forgets an earlier finish (``finished``).
     """
-    paths = run_paths(run_dir)
-    if paths["backup"].exists() or not paths["history"].exists():
-        return 0
-    with open(paths["history"], newline="") as f:
-        epochs = [int(row["epoch"]) for row in csv.DictReader(f) if row.get("epoch", "").isdigit()]
-    return max(epochs) + 1 if epochs else 0
+    metadata = Path(backup_dir) / "training_metadata.json"
+    if not Path(backup_dir).exists():
+        history.unlink(missing_ok=True)
+        finished.unlink(missing_ok=True)
+        return
+    if not metadata.exists():
+        return
+    record = json.loads(metadata.read_text())
+    done = record["epoch"]
+    rows = []
+    if history.exists():
+        with open(history, newline="") as f:
+            rows = list(csv.reader(f))
+    kept = rows[:1] + [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < done]
+    if kept != rows:
+        tmp = history.with_name(f".{history.name}.tmp")
+        with open(tmp, "w", newline="") as f:
+            csv.writer(f).writerows(kept)
+        os.replace(tmp, history)  # a kill mid-write keeps the old log
+    if record.get("logs") and not any(row[0] == str(done - 1) for row in kept[1:]):
+        logger = keras.callbacks.CSVLogger(str(history), append=True)  # the header and format CSVLogger writes
+        logger.on_train_begin()
+        logger.on_epoch_end(done - 1, record["logs"])
+        logger.on_train_end()
 
 
 class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -78,14 +107,19 @@ class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
     same directory on the chief, a scratch directory on other workers (they
     run the same saving code, but their copy is not kept). A save is atomic:
     the weights go to a new file, then ``training_metadata.json``, which names
-    that file and the epoch, is replaced by one rename, so a process killed
-    mid-save leaves the previous backup whole. ``save_dir`` is removed when
-    training ends.
+    that file and the epoch and holds the epoch's logs (``start_history``
+    writes a row the CSV lacks from them), is replaced by one rename, so a
+    process killed mid-save leaves the previous backup whole. When training
+    ends, ``finished`` (``finished.json``: the epochs trained) is written
+    before ``save_dir`` is removed, so a process killed in between leaves a
+    finished run, not one that trains again.
     """
 
-    def __init__(self, backup_dir, save_dir=None):
+    def __init__(self, backup_dir, save_dir=None, *, finished):
         super().__init__(str(backup_dir))
         self.save_dir = Path(save_dir or backup_dir)
+        self.finished = Path(finished)
+        self._epoch_logs = {}
 
     def _load_model(self):
         metadata = Path(self._training_metadata_path)
@@ -95,22 +129,26 @@ class SharedBackupAndRestore(keras.callbacks.BackupAndRestore):
                 raise ModelError(f"The backup in {self.backup_dir} is incomplete: {metadata.name} names {weights.name}, "
                                  "which is missing. Delete the backup directory to start the run afresh")
             self._weights_path = str(weights)
+            self._current_epoch = json.loads(metadata.read_text())["epoch"]  # what finished.json says if no epoch is left
         super()._load_model()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._epoch_logs = {key: value for key, value in (logs or {}).items() if isinstance(value, (int, float))}
+        super().on_epoch_end(epoch, logs)
 
     def _save_model(self):
         self.save_dir.mkdir(parents=True, exist_ok=True)
         name = f"epoch{self._current_epoch:05d}-batch{self._last_batch_seen:07d}.weights.h5"
         self.model.save_weights(str(self.save_dir / name), overwrite=True)
-        metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name}
-        fd, tmp = tempfile.mkstemp(dir=self.save_dir, prefix=".training_metadata.")
-        with os.fdopen(fd, "w") as f:
-            json.dump(metadata, f)
-        os.replace(tmp, self.save_dir / "training_metadata.json")
+        write_json(self.save_dir / "training_metadata.json",
+                   {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name, "logs": self._epoch_logs})
         for old in self.save_dir.glob("*.weights.h5"):
             if old.name != name:
                 old.unlink()
 
     def on_train_end(self, logs=None):
+        self.finished.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self.finished, {"epochs": self._current_epoch})
         shutil.rmtree(self.save_dir, ignore_errors=True)
 
 
@@ -138,14 +176,9 @@ def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", mode="max",
     out = run_paths(out_dir or run_dir)
     backup = run_paths(run_dir)["backup"]
     out["best"].parent.mkdir(parents=True, exist_ok=True)
-    if not backup.exists():
-        # A fresh run (nothing to resume): start the epoch log anew.
-        out["history"].unlink(missing_ok=True)
+    start_history(backup, out["history"], out["finished"])
     callbacks = [
         LearningRateLogger(),
-        # Before the backup, so a resumed run at worst repeats a row, never drops one.
-        keras.callbacks.CSVLogger(str(out["history"]), append=True),
-        SharedBackupAndRestore(backup, out["backup"]),
         keras.callbacks.TensorBoard(str(out["logs"]), write_graph=True, update_freq="epoch"),
         NetworkCheckpoint(
             str(out["best"]),
@@ -155,6 +188,10 @@ def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", mode="max",
             initial_value_threshold=best_so_far(out["history"], monitor, mode),
         ),
         NetworkCheckpoint(str(out["last"])),
+        # The checkpoints, then the backup, then the epoch's row (see start_history): an epoch the
+        # backup holds is never run again, and history.csv has it once.
+        SharedBackupAndRestore(backup, out["backup"], finished=out["finished"]),
+        keras.callbacks.CSVLogger(str(out["history"]), append=True),
     ]
     if early_stopping_patience:
         callbacks.append(

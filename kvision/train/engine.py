@@ -14,7 +14,7 @@ import keras
 
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
-from kvision.train.callbacks import completed_epochs, make_callbacks, run_paths
+from kvision.train.callbacks import finished_epochs, make_callbacks, run_paths
 from kvision.train.schedules import make_schedule
 from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
 
@@ -226,18 +226,20 @@ def result_checkpoint(run_dir, restored_best):
     return run_paths(run_dir)["best" if restored_best else "last"]
 
 
-def finished_checkpoint(run_dir, epochs, *, restored_best=True, early_stopping=False):
+def finished_checkpoint(run_dir, epochs, *, restored_best=True, early_stopping=False, checkpoint=None):
     """The checkpoint of a finished training in ``run_dir``, to load instead of training again; else None.
 
-    A run is finished when its ``fit`` ended (no backup left) after
-    ``epochs`` epochs, or fewer with early stopping. Its checkpoint holds
-    what the training returned (``result_checkpoint``); None too when that
-    file is missing. Says on stdout when a finished run is found.
+    A run is finished when its ``fit`` ended (its ``finished.json``, written
+    before the backup is removed) after ``epochs`` epochs, or fewer with
+    early stopping. Its checkpoint holds what the training returned
+    (``result_checkpoint``, or ``checkpoint`` when given); None too when that
+    file is missing. Says on stdout when a finished run is found, so a re-run
+    after a failed evaluation or export shows that it did not train again.
     """
-    completed = completed_epochs(run_dir)
+    completed = finished_epochs(run_dir)
     if completed < epochs and not (early_stopping and completed):
         return None
-    checkpoint = result_checkpoint(run_dir, restored_best)
+    checkpoint = checkpoint or result_checkpoint(run_dir, restored_best)
     if not checkpoint.exists():
         return None
     print(f"{run_dir}: training finished earlier ({completed} epochs); loading {checkpoint.name}")

@@ -19,23 +19,17 @@ import tensorflow as tf
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.models.gan import GAN, to_uint8
-from kvision.train.callbacks import SharedBackupAndRestore
-from kvision.train.engine import build_with_policy
+from kvision.train.callbacks import SharedBackupAndRestore, run_paths, start_history
+from kvision.train.engine import build_with_policy, finished_checkpoint
 from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
 
 GRID = 8
 
 
 def gan_paths(run_dir):
-    """The files and folders of a GAN run directory, by role."""
-    run_dir = Path(run_dir)
-    return {
-        "logs": run_dir / "logs",
-        "backup": run_dir / "backup",
-        "samples": run_dir / "samples",
-        "checkpoints": run_dir / "checkpoints",
-        "history": run_dir / "history.csv",
-    }
+    """The files and folders of a GAN run directory, by role: those of ``run_paths`` but best/last, and its own."""
+    paths = {role: path for role, path in run_paths(run_dir).items() if role not in ("best", "last")}
+    return {**paths, "samples": Path(run_dir) / "samples", "checkpoints": Path(run_dir) / "checkpoints"}
 
 
 def image_grid(images, columns=GRID):
@@ -128,6 +122,11 @@ class TrainingHealth(keras.callbacks.Callback):
             )
 
 
+def checkpointed_networks(gan):
+    """The networks of ``gan`` that a GAN run checkpoints, by file stem."""
+    return {"generator_ema": gan.ema_generator, "generator": gan.generator, "discriminator": gan.discriminator}
+
+
 class GeneratorCheckpoint(keras.callbacks.Callback):
     """Saves ``generator_ema.keras``, ``generator.keras`` and ``discriminator.keras`` every epoch (atomic)."""
 
@@ -137,8 +136,7 @@ class GeneratorCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("generator_ema", "generator", "discriminator"):
-            network = self.model.ema_generator if name == "generator_ema" else getattr(self.model, name)
+        for name, network in checkpointed_networks(self.model).items():
             tmp = self.checkpoint_dir / f".{name}.tmp.keras"
             network.save(tmp)
             tmp.replace(self.checkpoint_dir / f"{name}.keras")
@@ -182,7 +180,8 @@ def fit_gan(
     ``train`` is ``(uint8 images, int labels)``; labels are used when the
     generator is conditional. ``batch_size`` is per replica. Adam with
     ``beta_1=0.5`` as in DCGAN. A killed run resumes from its last finished
-    epoch when called again with the same ``run_dir``. Training stops with
+    epoch when called again with the same ``run_dir``; a finished run is
+    loaded from its checkpoints, not trained again. Training stops with
     ``ModelError`` on NaN/inf losses, or on mode collapse after
     ``collapse_min_steps`` generator steps (see ``TrainingHealth``).
     ``mixed_precision`` builds both networks under ``mixed_float16`` with
@@ -204,6 +203,11 @@ def fit_gan(
             loss=loss,
             jit_compile=xla,
         )
+    checkpoints = gan_paths(run_dir)["checkpoints"]
+    if finished_checkpoint(run_dir, epochs, checkpoint=checkpoints / "generator_ema.keras") is not None:
+        for name, network in checkpointed_networks(gan).items():
+            network.load_weights(checkpoints / f"{name}.keras")
+        return GANResult(gan, {}, run_dir, strategy)
     dataset = make_pipeline(*train, batch_size=global_batch, training=True, seed=seed, crop_padding=0, flip=flip)
     backup = gan_paths(run_dir)["backup"]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -211,15 +215,14 @@ def fit_gan(
     real = train[0][np.random.default_rng(0).choice(len(train[0]), size=min(GRID * GRID, len(train[0])), replace=False)]
     with worker_dir(run_dir) as out_dir:
         out = gan_paths(out_dir)
-        if not backup.exists():
-            out["history"].unlink(missing_ok=True)
-        run_callbacks = [
+        start_history(backup, out["history"], out["finished"])
+        run_callbacks = [  # the backup after the checkpoints and before the epoch's row, as in make_callbacks
             TrainingHealth(noise, labels, real, min_steps=collapse_min_steps),
-            keras.callbacks.CSVLogger(str(out["history"]), append=True),
-            SharedBackupAndRestore(backup, out["backup"]),
             keras.callbacks.TensorBoard(str(out["logs"]), update_freq="epoch"),
             SampleGrid(noise, labels, out["logs"], out["samples"]),
             GeneratorCheckpoint(out["checkpoints"]),
+            SharedBackupAndRestore(backup, out["backup"], finished=out["finished"]),
+            keras.callbacks.CSVLogger(str(out["history"]), append=True),
         ]
         history = gan.fit(
             dataset,

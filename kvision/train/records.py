@@ -1,15 +1,18 @@
 """What a recipe's run directory records: its settings (config.json) and its results (results.json).
 
-Recipes that train several models in turn (``recipes/transfer.py``,
-``recipes/simclr.py``, ``recipes/distill.py``) resume when run again with the
-same run directory: a finished training is loaded, a finished phase skipped.
-So a run directory holds the results of one set of settings, and
+Every recipe opens its run directory with ``open_run`` before it writes
+anything there: a re-run with the same settings resumes (an interrupted
+training goes on, a finished one is loaded, a finished phase skipped), one
+with other settings is refused, and ``overwrite`` deletes the earlier run
+first. So a run directory holds the results of one set of settings, and
 results.json is replaced whole, never left half written.
 """
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,43 +21,64 @@ from kvision.errors import ModelError
 from kvision.train.strategy import is_chief
 
 
+def write_json(path, data):
+    """Write ``data`` as JSON to ``path`` atomically: a process killed mid-write leaves the previous file whole."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+    os.replace(tmp, path)
+
+
 def write_config(run_dir, settings):
     """Create ``run_dir`` and, on the chief, write config.json: ``settings``, the command line, kvision's version."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if is_chief():
-        config = {**settings, "command": " ".join(sys.argv), "kvision": __version__}
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+        write_json(run_dir / "config.json", {**settings, "command": " ".join(sys.argv), "kvision": __version__})
 
 
-def open_run(run_dir, settings, *, may_change=()):
-    """Start or resume a recipe's run in ``run_dir``: the results it recorded, after checking its settings.
+def open_run(run_dir, settings, *, may_change=(), overwrite=False):
+    """Start, resume or restart a recipe's run in ``run_dir``: the results it recorded, after checking its settings.
 
-    The settings of an earlier run are those its config.json records; a
-    setting with another value now raises ``ModelError`` unless its key is in
-    ``may_change`` (settings that change no result, or add to them). Then
-    config.json is written anew (``write_config``).
+    Nothing is written before the check. The settings of an earlier run are
+    those its config.json records; a setting with another value now raises
+    ``ModelError``, listing each difference, unless its key is in
+    ``may_change`` (settings that change no training, or add to it). With
+    ``overwrite`` there is no check: the earlier run's files are deleted (on
+    the chief) and the run starts afresh. Then config.json is written anew
+    (``write_config``).
 
     Args:
         run_dir: the recipe's run directory.
         settings: JSON-ready ``{name: value}``, the recipe's parsed flags.
         may_change: names of settings a resumed run may change.
+        overwrite: delete what an earlier run wrote in ``run_dir`` first.
 
     Returns:
         The content of results.json, or ``{}`` for a new run.
     """
     run_dir = Path(run_dir)
     config_path, results_path = run_dir / "config.json", run_dir / "results.json"
-    if config_path.exists():
+    if config_path.exists() and overwrite:
+        if is_chief():
+            for entry in run_dir.iterdir():
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            print(f"{run_dir}: --overwrite: the earlier run was deleted")
+    elif config_path.exists():
         recorded = json.loads(config_path.read_text())
-        changed = sorted(key for key in settings if key not in may_change and recorded.get(key) != settings[key])
+        given = json.loads(json.dumps(settings))  # as config.json would hold them: tuples are lists
+        changed = sorted(key for key in given if key not in may_change and recorded.get(key) != given[key])
         if changed:
             raise ModelError(
-                f"{run_dir} holds a run with other settings; use the same ones or a new --run-dir. "
-                f"Expected: {', '.join(f'{key}={recorded.get(key)!r}' for key in changed)}. "
-                f"Received: {', '.join(f'{key}={settings[key]!r}' for key in changed)}"
+                f"{run_dir} holds a run with other settings; run it with its own, use another --run-dir, or add "
+                "--overwrite to delete it and start afresh. Expected the recorded settings. Received (recorded → "
+                f"given): {', '.join(f'{key} {recorded.get(key)!r} → {given[key]!r}' for key in changed)}"
             )
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results = json.loads(results_path.read_text()) if results_path.exists() and not overwrite else {}
     write_config(run_dir, settings)
     return results
 
@@ -62,9 +86,7 @@ def open_run(run_dir, settings, *, may_change=()):
 def save_results(run_dir, results):
     """Write ``results`` to results.json in ``run_dir`` atomically (a killed run leaves the previous file); chief only."""
     if is_chief():
-        tmp = Path(run_dir) / ".results.json.tmp"
-        tmp.write_text(json.dumps(results, indent=2))
-        os.replace(tmp, Path(run_dir) / "results.json")
+        write_json(Path(run_dir) / "results.json", results)
 
 
 def run_phase(run_dir, results, key, fn, *, start=None, phases=None):

@@ -1,28 +1,45 @@
 """The recipes, end to end on tiny files in the real formats, as a user runs them."""
 
 import json
+import shutil
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from kvision.errors import ExportError
 from tests.data.writers import CIFAR10_NAMES, make_tar_gz, write_cifar10_binary, write_idx_dataset
 from tests.helpers import quadrant_examples
 from tests.recipes.helpers import ROOT, run_in_process, run_recipe
 
 
+def fashion_args(tmp, run_dir=None, exports=None):
+    """The fixture's command line, with another run or export directory if given."""
+    return ["--data-dir", tmp / "data", "--epochs", 3, "--batch-size", 32, "--validation-size", 32, "--lr", 0.05,
+            "--crop-padding", 2, "--run-dir", run_dir or tmp / "run", "--export-dir", exports or tmp / "exports",
+            "--version", 5, "--tflite", "float32"]
+
+
+def files(directory):
+    """Every file below ``directory`` with its size and modification time: what a run that writes nothing keeps."""
+    return {path: (path.stat().st_size, path.stat().st_mtime_ns) for path in directory.rglob("*")}
+
+
 @pytest.fixture(scope="module")
 def fashion_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fashion")
-    data = write_idx_dataset(tmp / "data", train_count=256, test_count=64, examples=quadrant_examples).path
-    result = run_recipe(
-        "fashion_mnist.py", "--data-dir", data, "--epochs", 3, "--batch-size", 32, "--validation-size", 32,
-        "--lr", 0.05, "--crop-padding", 2, "--run-dir", tmp / "run", "--export-dir", tmp / "exports", "--version", 5,
-        "--tflite", "float32", cwd=tmp,
-    )
+    write_idx_dataset(tmp / "data", train_count=256, test_count=64, examples=quadrant_examples)
+    result = run_recipe("fashion_mnist.py", *fashion_args(tmp), cwd=tmp)
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp, result
+
+
+@pytest.fixture
+def fashion_copy(fashion_run, tmp_path):
+    """A copy of the fixture's finished run directory, for a test that changes it."""
+    shutil.copytree(fashion_run[0] / "run", tmp_path / "run")
+    return fashion_run[0], tmp_path / "run"
 
 
 def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
@@ -49,6 +66,50 @@ def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
     images = np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1)).astype("uint8")
     expected = best.predict(images.astype("float32"), verbose=0)
     np.testing.assert_allclose(serving(images=tf.constant(images))["logits"], expected, atol=1e-4)
+
+
+def test_a_rerun_with_other_training_settings_is_refused_and_writes_nothing(fashion_run, monkeypatch):
+    tmp, _ = fashion_run
+    before = files(tmp)
+    result = run_in_process("fashion_mnist.py", *fashion_args(tmp), "--lr", 0.2, "--model", "resnet20", "--version", 6,
+                            cwd=tmp, monkeypatch=monkeypatch)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    line = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
+    assert line.startswith(f"error: {tmp / 'run'} holds a run with other settings; run it with its own, use another "
+                           "--run-dir, or add --overwrite to delete it and start afresh.")
+    assert line.endswith("Received (recorded → given): lr 0.05 → 0.2, model 'cnn' → 'resnet20'"), "not --version"
+    assert files(tmp) == before
+
+
+def test_a_finished_run_whose_export_failed_exports_again_without_training(fashion_copy, monkeypatch):
+    tmp, run_dir = fashion_copy
+    history = (run_dir / "history.csv").read_text()
+
+    def full_disk(*args, **kwargs):
+        raise ExportError("No space left on device. Received: a full disk")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("kvision.export.cli.export_classifier", full_disk)
+        failed = run_in_process("fashion_mnist.py", *fashion_args(tmp, run_dir), cwd=tmp, monkeypatch=patched)
+    assert failed.returncode == 1 and "error: No space left on device" in failed.stderr
+    result = run_in_process("fashion_mnist.py", *fashion_args(tmp, run_dir, run_dir.parent / "exports"),
+                            "--version", 6, cwd=tmp, monkeypatch=monkeypatch)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for run in (failed, result):
+        assert f"{run_dir}: training finished earlier (3 epochs); loading best.keras" in run.stdout
+    assert (run_dir / "history.csv").read_text() == history, "no epoch was trained"
+    assert (run_dir.parent / "exports" / "fashion_mnist_cnn" / "6" / "BLESSED").exists()
+
+
+def test_overwrite_deletes_the_run_and_trains_afresh(fashion_copy, monkeypatch):
+    tmp, run_dir = fashion_copy
+    result = run_in_process("fashion_mnist.py", *fashion_args(tmp, run_dir, run_dir.parent / "exports"), "--epochs", 1,
+                            "--overwrite", "--tflite", "", cwd=tmp, monkeypatch=monkeypatch)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{run_dir}: --overwrite: the earlier run was deleted" in result.stdout
+    assert (run_dir / "history.csv").read_text().count("\n") == 2, "a header and the one epoch trained"
+    assert json.loads((run_dir / "config.json").read_text())["epochs"] == 1
+    assert len(list((run_dir / "logs" / "train").iterdir())) == 1, "the old run's TensorBoard events are gone"
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
+from kvision.errors import ExportError
 from tests.data.writers import make_tar_gz, write_cifar10_binary, write_idx_dataset
 from tests.helpers import quadrant_examples, small_cnn
 from tests.recipes.helpers import run_in_process, run_recipe
@@ -51,6 +52,26 @@ def test_unconditional_dcgan_on_a_tiny_cifar10_archive(tmp_path):
     assert evaluation["signatures"]["serving_default"]["outputs"]["images"]["shape"] == [-1, 32, 32, 3]
     final = tf.io.decode_png(tf.io.read_file(str(tmp_path / "run" / "samples" / "final.png")))
     assert final.shape == (320, 320, 3)
+
+
+def test_a_finished_run_whose_export_failed_exports_again_without_training(setup, tmp_path, monkeypatch):
+    _, data = setup
+    args = ["--data-dir", data, "--epochs", 1, "--batch-size", 32, "--tflite", "", "--run-dir", tmp_path / "run",
+            "--export-dir", tmp_path / "exports", "--version", 1]
+
+    def full_disk(*args, **kwargs):
+        raise ExportError("No space left on device. Received: a full disk")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("kvision.export.cli.export_generator", full_disk)
+        failed = run_in_process("dcgan.py", *args, cwd=tmp_path, monkeypatch=patched)
+    assert failed.returncode == 1 and "error: No space left on device" in failed.stderr
+    history = (tmp_path / "run" / "history.csv").read_text()
+    result = run_in_process("dcgan.py", *args, "--fid-samples", 50, cwd=tmp_path, monkeypatch=monkeypatch)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"{tmp_path / 'run'}: training finished earlier (1 epochs); loading generator_ema.keras" in result.stdout
+    assert (tmp_path / "run" / "history.csv").read_text() == history, "no epoch was trained"
+    assert (tmp_path / "exports" / "fashion_mnist_dcgan" / "1" / "BLESSED").exists()
 
 
 @pytest.mark.parametrize(

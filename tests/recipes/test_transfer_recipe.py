@@ -68,8 +68,9 @@ def test_a_rerun_with_other_settings_is_refused(transfer_run, monkeypatch):
     result = run_in_process("transfer.py", "--data-dir", written.path, *ARGS, "--epochs", 2,
                             cwd=tmp, monkeypatch=monkeypatch)
     assert result.returncode == 1
-    assert "error: run holds a run with other settings; use the same ones or a new --run-dir. " \
-           "Expected: epochs=1. Received: epochs=2" in result.stderr
+    assert "error: run holds a run with other settings; run it with its own, use another --run-dir, or add " \
+           "--overwrite to delete it and start afresh. Expected the recorded settings. Received (recorded → given): " \
+           "epochs 1 → 2" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """The engine: strategies agree, runs resume, options take effect."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -7,7 +9,7 @@ import tensorflow as tf
 
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
-from kvision.train import Distiller, apply_weight_decay, compile_run, fit_classifier, get_strategy
+from kvision.train import Distiller, apply_weight_decay, compile_run, fit_classifier, fit_or_load, get_strategy
 from kvision.train.callbacks import best_so_far, run_paths
 from kvision.train.engine import finished_checkpoint
 from tests.helpers import quadrant_images, small_cnn
@@ -159,7 +161,8 @@ def test_best_so_far_reads_the_lowest_value_in_min_mode(tmp_path):
 def test_finished_checkpoint_is_what_a_finished_run_returned(tmp_path, capsys):
     paths = run_paths(tmp_path)
     paths["best"].parent.mkdir()
-    paths["history"].write_text("epoch,accuracy\n0,0.5\n1,0.7\n")
+    assert finished_checkpoint(tmp_path, 2) is None, "no marker: not finished"
+    paths["finished"].write_text('{"epochs": 2}')
     paths["best"].touch()
     paths["last"].touch()
     assert finished_checkpoint(tmp_path, 3) is None, "2 of 3 epochs"
@@ -168,5 +171,38 @@ def test_finished_checkpoint_is_what_a_finished_run_returned(tmp_path, capsys):
     assert f"{tmp_path}: training finished earlier (2 epochs); loading last.keras" in capsys.readouterr().out
     paths["best"].unlink()
     assert finished_checkpoint(tmp_path, 2) is None, "nothing to load: train"
-    paths["backup"].mkdir()
-    assert finished_checkpoint(tmp_path, 2, restored_best=False) is None, "interrupted: resume"
+
+
+def test_a_finished_run_is_marked_before_its_backup_goes(tmp_path, monkeypatch):
+    """A kill between the marker and the backup's removal leaves a finished run, loaded instead of trained again."""
+    monkeypatch.setattr("shutil.rmtree", lambda *args, **kwargs: None)  # the process "dies" before removing it
+    common = dict(run_dir=tmp_path, epochs=2, batch_size=32, **DETERMINISTIC)
+    fit_classifier(small_cnn, TRAIN, VAL, **common)
+    paths = run_paths(tmp_path)
+    assert paths["backup"].exists() and json.loads(paths["finished"].read_text()) == {"epochs": 2}
+    history = paths["history"].read_text()
+    again = fit_or_load(small_cnn, TRAIN, VAL, **common)
+    assert again.history == {} and paths["history"].read_text() == history, "not trained again"
+
+
+@pytest.mark.parametrize("killed", ["after the row", "before the row"])
+def test_a_run_killed_at_an_epoch_end_has_each_epoch_once(tmp_path, killed):
+    """Killed between the epoch's CSV row and its backup, in either order: resumed, every epoch is logged once.
+
+    The on-disk state of each kill is made from a run interrupted after epoch 2 of 3 (its backup holds
+    2 epochs): a row of epoch 3 the backup never got, or epoch 2's row missing although the backup has it.
+    """
+    common = dict(run_dir=tmp_path, epochs=3, batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
+    with pytest.raises(KeyboardInterrupt):
+        fit_classifier(small_cnn, TRAIN, VAL, callbacks=[InterruptAtEpoch(2)], **common)
+    history = run_paths(tmp_path)["history"]
+    header, first, second = history.read_text().splitlines()
+    if killed == "after the row":
+        history.write_text(f"{header}\n{first}\n{second}\n2{second[1:]}\n")
+    else:
+        history.write_text(f"{header}\n{first}\n")
+    resumed = fit_classifier(small_cnn, TRAIN, VAL, **common)
+    assert len(resumed.history["loss"]) == 1, "only epoch 3 is trained"
+    lines = history.read_text().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["epoch", "0", "1", "2"]
+    assert lines[:3] == [header, first, second], "epoch 2's row, as the backup recorded it"

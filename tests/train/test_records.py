@@ -1,10 +1,13 @@
 """A recipe's run directory: settings checked against config.json, results.json saved whole, finished phases skipped."""
 
+import argparse
 import json
 
 import pytest
 
 from kvision.errors import ModelError
+from kvision.export.cli import add_export_arguments
+from kvision.train.cli import add_run_arguments, untrained_settings
 from kvision.train.records import open_run, run_phase, save_results, write_config
 
 SETTINGS = {"epochs": 2, "lr": 0.1, "shares": [0.1], "run_dir": "run"}
@@ -24,10 +27,27 @@ def test_a_resumed_run_gets_its_results_and_may_change_only_what_it_is_told(tmp_
     save_results(tmp_path, {"phases": {"a": {"seconds": 1.0}}})
     more_shares = {**SETTINGS, "shares": [0.1, 0.5]}
     assert open_run(tmp_path, more_shares, may_change=("shares",)) == {"phases": {"a": {"seconds": 1.0}}}
-    with pytest.raises(ModelError, match=r"holds a run with other settings; use the same ones or a new --run-dir\. "
-                                         r"Expected: lr=0\.1, shares=\[0\.1, 0\.5\]\. Received: lr=0\.2, shares=\[0\.1\]"):
+    config = (tmp_path / "config.json").read_bytes()
+    with pytest.raises(ModelError, match=r"holds a run with other settings; run it with its own, use another --run-dir, "
+                                         r"or add --overwrite to delete it and start afresh\. .* Received \(recorded → "
+                                         r"given\): lr 0\.1 → 0\.2, shares \[0\.1, 0\.5\] → \[0\.1\]$"):
         open_run(tmp_path, {**SETTINGS, "lr": 0.2})
-    assert json.loads((tmp_path / "config.json").read_text())["shares"] == [0.1, 0.5], "a refused run writes nothing"
+    assert (tmp_path / "config.json").read_bytes() == config, "a refused run writes nothing"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "results.json"]
+
+
+def test_overwrite_deletes_the_earlier_run_and_starts_afresh(tmp_path, monkeypatch):
+    open_run(tmp_path, SETTINGS)
+    save_results(tmp_path, {"a": 1})
+    (tmp_path / "logs" / "train").mkdir(parents=True)
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    monkeypatch.setenv("TF_CONFIG", WORKER_1)
+    assert open_run(tmp_path, {**SETTINGS, "lr": 0.2}, overwrite=True) == {}
+    assert (tmp_path / "history.csv").exists(), "only the chief deletes"
+    monkeypatch.delenv("TF_CONFIG")
+    assert open_run(tmp_path, {**SETTINGS, "lr": 0.2}, overwrite=True) == {}
+    assert [path.name for path in tmp_path.iterdir()] == ["config.json"]
+    assert json.loads((tmp_path / "config.json").read_text())["lr"] == 0.2
 
 
 def test_results_are_replaced_whole_and_only_by_the_chief(tmp_path, monkeypatch):
@@ -57,3 +77,16 @@ def test_a_finished_phase_is_skipped_and_a_new_one_timed_and_saved(tmp_path, cap
     assert json.loads((tmp_path / "results.json").read_text()) == results
     run_phase(tmp_path, results, "top", lambda: {"x": 1})
     assert results["top"]["x"] == 1 and 0 <= results["top"]["seconds"] < 60
+
+
+def test_the_export_group_and_run_flags_change_no_training():
+    parser = argparse.ArgumentParser()
+    run = parser.add_argument_group("run")
+    run.add_argument("--run-dir")
+    add_run_arguments(run)
+    add_export_arguments(parser)
+    parser.add_argument("--lr", type=float)
+    free = untrained_settings(parser, "robustness_eps")
+    assert {"export_dir", "version", "tflite", "int8_io", "allow_select_ops", "bless_min_accuracy",
+            "push_only_if_blessed", "keep_versions", "run_dir", "overwrite", "verbose", "robustness_eps"} <= set(free)
+    assert "lr" not in free
