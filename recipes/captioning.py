@@ -95,7 +95,7 @@ def build_parser():
     run.add_argument("--run-dir", help="logs, checkpoints, report; a killed run resumes from here (default: runs/<dataset>_<model>)")
     run.add_argument("--name", help="served model name (default: <dataset>_captioner)")
     add_run_arguments(run)
-    export = add_export_arguments(parser, classifier=False, tflite=False)
+    export = add_export_arguments(parser, classifier=False, tflite=False, images=True)
     export.add_argument("--bless-min-bleu-4", type=float, help="bless only if the test BLEU-4 (0..1) reaches this")
     return parser
 
