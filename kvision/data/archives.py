@@ -4,7 +4,8 @@ Every member is checked before it is written: absolute paths, ``..`` and
 links pointing outside the destination are refused, and ``tarfile``'s
 ``"data"`` filter is applied on top where Python provides it. Extraction goes
 into a temporary directory that is renamed into place only when complete, so
-a truncated archive never leaves a half-extracted dataset behind.
+a truncated archive never leaves a half-extracted dataset behind; an archive
+whose members add up to more than the data-file budget is refused.
 """
 
 import gzip
@@ -15,6 +16,7 @@ import tempfile
 import zlib
 from pathlib import Path, PurePosixPath
 
+from kvision.data.files import MAX_FILE_BYTES
 from kvision.errors import DataError
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
@@ -72,8 +74,15 @@ def _check_member(member, archive):
 
 
 def _checked_members(tar, archive):
+    total = 0
     for member in tar:
         _check_member(member, archive)
+        total += member.size  # tarfile writes exactly the size a member's header declares
+        if total > MAX_FILE_BYTES:
+            raise DataError(
+                f"{archive}: expected an archive extracting to at most {MAX_FILE_BYTES} bytes. "
+                f"Received: more, by member {member.name!r}"
+            )
         yield member
 
 

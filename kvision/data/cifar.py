@@ -13,6 +13,7 @@ from collections import Counter
 import numpy as np
 
 from kvision.data.dataset import ImageDataset, check_labels
+from kvision.data.files import check_file_size
 from kvision.data.safe_pickle import load_restricted_pickle
 from kvision.errors import DataError
 
@@ -50,6 +51,7 @@ def _read_text_names(path, num_classes):
 
 def _read_binary_batch(path, label_bytes, num_classes):
     record = label_bytes + PIXELS
+    check_file_size(path)
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0 or data.size % record:
         raise DataError(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from kvision.data.files import check_file_size
 from kvision.errors import DataError
 
 # Defaults of the budgets; exports record theirs (``--max-image-pixels``, ``--max-image-bytes``).
@@ -282,9 +283,7 @@ def read_image_file(path, channels=0, limits=ImageLimits()):
     if not path.is_file():
         found = "not a regular file" if path.exists() else "no such file"
         raise DataError(f"{path}: expected an image file. Received: {found}")
-    size = path.stat().st_size
-    if size > limits.max_bytes:
-        raise DataError(f"{path}: expected an image file of at most {limits.max_bytes} bytes. Received: {size} bytes")
+    check_file_size(path, limits.max_bytes, "an image file")
     try:
         return _file_decoder(channels, limits)(tf.constant(path.read_bytes())).numpy()
     except tf.errors.InvalidArgumentError as err:

@@ -12,6 +12,7 @@ import zlib
 import numpy as np
 
 from kvision.data.dataset import ImageDataset, check_labels
+from kvision.data.files import MAX_FILE_BYTES
 from kvision.errors import DataError
 
 FASHION_MNIST_CLASSES = [
@@ -28,9 +29,6 @@ IDX_FILES = {
     "test_labels": "t10k-labels-idx1-ubyte",
 }
 _UBYTE = 0x08
-# The largest IDX file read (values, after gzip): 16× Fashion-MNIST's training images; a header declaring
-# more is refused before any value is read.
-MAX_IDX_BYTES = 2**30
 _CHUNK = 1 << 20
 
 
@@ -62,12 +60,13 @@ def _read_exactly(f, count):
     return values[:filled], bool(f.read(1))
 
 
-def read_idx(path, ndim, max_bytes=MAX_IDX_BYTES):
+def read_idx(path, ndim, max_bytes=MAX_FILE_BYTES):
     """Read one IDX file of unsigned bytes with ``ndim`` dimensions as a uint8 array.
 
     The header is read first and the values are then read incrementally up to
-    the count it declares (at most ``max_bytes``); a file with fewer or more
-    values is refused, and a raw file's size is checked before reading it.
+    the count it declares (at most ``max_bytes``, the data-file budget); a
+    file with fewer or more values is refused, and a raw file's size is
+    checked before reading it.
     """
     header = 4 + 4 * ndim
     try:
@@ -133,8 +132,14 @@ def read_npz_dataset(path, name):
     """Read a Keras-style ``.npz`` with ``x_train``, ``y_train``, ``x_test``, ``y_test``."""
     keys = ("x_train", "y_train", "x_test", "y_test")
     try:
+        with zipfile.ZipFile(path) as members:  # sizes its directory declares, which zipfile never inflates past
+            declared = sum(member.file_size for member in members.infolist())
+        if declared > MAX_FILE_BYTES:
+            raise DataError(f"{path}: expected arrays of at most {MAX_FILE_BYTES} bytes. Received: {declared} bytes")
         with np.load(path, allow_pickle=False) as archive:
             arrays = {k: archive[k] for k in keys if k in archive.files}
+    except DataError:
+        raise
     except (OSError, ValueError, EOFError, zlib.error, zipfile.BadZipFile) as err:
         raise DataError(
             f"{path}: expected a complete .npz archive of plain arrays. Received: {type(err).__name__}: {err}"

@@ -9,6 +9,7 @@ import pickle
 
 import numpy as np
 
+from kvision.data.files import check_file_size
 from kvision.errors import DataError
 
 try:  # numpy >= 2
@@ -45,6 +46,7 @@ def load_restricted_pickle(path):
         DataError: if the file refers to anything else (``refused to unpickle
             os.system``) or is not a complete pickle.
     """
+    check_file_size(path)
     try:
         with open(path, "rb") as f:
             return _ArrayOnlyUnpickler(f, encoding="bytes").load()

@@ -2,11 +2,14 @@
 
 import gzip
 import os
+import tarfile
+import zipfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from kvision.data import archives, cifar, files, mnist
 from kvision.data.decode import ImageLimits, decode_image, decode_images, read_image_file
 from kvision.data.mnist import read_idx
 from kvision.errors import DataError
@@ -136,3 +139,26 @@ def test_an_idx_gzip_stream_is_read_against_its_header(tmp_path):
     short.write_bytes(writers.idx_bytes(images)[:-10])
     with pytest.raises(DataError, match=r"expected 3936 bytes .* Received: 3926 bytes"):
         read_idx(short, 3)
+
+
+def test_data_files_over_the_budget_are_refused_before_they_are_read(tmp_path, monkeypatch):
+    for module in (files, archives, mnist):
+        monkeypatch.setattr(module, "MAX_FILE_BYTES", 10_000)
+    big = tmp_path / "data_batch_1.bin"
+    with open(big, "wb") as f:
+        f.truncate(10 * 2**30)
+    with pytest.raises(DataError, match=rf"{big}: expected a data file of at most 10000 bytes. Received: {10 * 2**30}"):
+        cifar._read_binary_batch(big, 1, 10)
+    npz = tmp_path / "fashion_mnist.npz"
+    with zipfile.ZipFile(npz, "w", zipfile.ZIP_DEFLATED) as archive:  # 20 kB of zeros, a few hundred bytes stored
+        archive.writestr("x_train.npy", bytes(20_000))
+    with pytest.raises(DataError, match=r"expected arrays of at most 10000 bytes. Received: 20000 bytes"):
+        mnist.read_npz_dataset(npz, "fashion_mnist")
+    tar = tmp_path / "cifar-10-binary.tar.gz"
+    zeros = tmp_path / "zeros"
+    zeros.write_bytes(bytes(8_000))
+    with tarfile.open(tar, "w:gz") as archive:  # two members of 8 kB, 16 kB in all
+        archive.add(zeros, arcname="cifar-10-batches-bin/c")
+        archive.add(zeros, arcname="cifar-10-batches-bin/d")
+    with pytest.raises(DataError, match=r"extracting to at most 10000 bytes. Received: more, by member '.*/d'"):
+        archives.extract_archive(tar)
