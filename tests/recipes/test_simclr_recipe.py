@@ -75,7 +75,7 @@ def test_a_rerun_skips_finished_phases_and_other_settings_are_refused(simclr_run
                              cwd=tmp, monkeypatch=monkeypatch)
     assert changed.returncode != 0 and "Traceback" not in changed.stderr
     assert "holds a run with other settings" in changed.stderr
-    assert "Expected: temperature=0.5. Received: temperature=0.2" in changed.stderr
+    assert "Received (recorded → given): temperature 0.5 → 0.2" in changed.stderr
 
 
 def test_user_mistakes_get_one_line_and_no_output(tmp_path, monkeypatch):
