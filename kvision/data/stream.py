@@ -1,0 +1,156 @@
+"""Streamed image datasets: examples read, decoded and augmented inside ``tf.data``, never held in memory whole.
+
+Beside the in-memory ``ImageDataset`` (the fast path for small sets), a
+``StreamedDataset`` describes data of any size on disk: an image folder,
+TFRecord shards, a TFDS dataset. Each split knows how many examples it has
+and how to read them as ``(encoded image bytes, label, id)``: listing files
+happens in Python, reading happens in ``tf.data`` (``read``). The id (a file
+path, or ``shard:index``) travels with each example so a bad one can be
+named. ``stream_pipeline`` turns a split into batches: this worker's part of
+the files, shuffled, decoded by the bounded decoder (``kvision.data.decode``)
+in parallel, resized, augmented per batch, prefetched.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import tensorflow as tf
+
+from kvision.data.augment import augment_batch
+from kvision.data.decode import ImageLimits, decode_image
+from kvision.errors import DataError
+
+SPLITS = ("train", "validation", "test")
+SHUFFLE_BUFFER = 10_000  # examples; a shuffled file order spreads the rest
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamSplit:
+    """One split of a ``StreamedDataset``.
+
+    Attributes:
+        count: examples in the split (all workers together).
+        read: ``read(input_context=None, shuffle=False, seed=None)`` → a
+            ``tf.data.Dataset`` of ``(encoded string, label int64, id string)``
+            scalars. With a ``tf.distribute.InputContext`` it yields only this
+            input pipeline's part (the parts are disjoint and together whole);
+            with ``shuffle`` its files come in a seeded random order, new each
+            epoch.
+    """
+
+    count: int
+    read: Callable
+
+
+@dataclasses.dataclass
+class StreamedDataset:
+    """A labelled image dataset streamed from where it lives.
+
+    Attributes:
+        name: dataset name, e.g. ``"folder"`` or ``"tfds:tf_flowers"``.
+        class_names: label ``i`` means ``class_names[i]``.
+        splits: ``{"train": StreamSplit, "test": …, "validation": …}``
+            (validation when the source has or carves one).
+        channels: 1 (every image grey) or 3.
+        origin: where it was read from (a path, ``tfds:…``).
+        image_size: ``(height, width)`` when every image has one size, else None.
+        fingerprint: a digest of what was read (file names and sizes, or
+            shard hashes), for the export's provenance.
+    """
+
+    name: str
+    class_names: list
+    splits: dict
+    channels: int
+    origin: str
+    image_size: tuple | None = None
+    fingerprint: str = ""
+
+    def __post_init__(self):
+        unknown = sorted(set(self.splits) - set(SPLITS))
+        if unknown or "train" not in self.splits or "test" not in self.splits:
+            raise DataError(f"{self.origin}: expected train and test splits (and maybe validation) with examples. "
+                            f"Received: splits {sorted(self.splits)}")
+        for split, stream in self.splits.items():
+            if stream.count < 1:
+                raise DataError(f"{self.origin}: expected examples in the {split} split. Received: none")
+        if self.channels not in (1, 3):
+            raise DataError(f"{self.origin}: expected 1 or 3 channels. Received: {self.channels}")
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def counts(self):
+        """``{split: examples}``."""
+        return {split: stream.count for split, stream in self.splits.items()}
+
+
+def resize_to(image, size):
+    """A uint8 ``[h, w, c]`` image at ``size`` (antialiased, rounded back to uint8); untouched when already there."""
+    same = tf.reduce_all(tf.shape(image)[:2] == size)
+    return tf.cond(
+        same,
+        lambda: image,
+        lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, size, antialias=True)), 0, 255), tf.uint8),
+    )
+
+
+def stream_pipeline(split, *, image_shape, batch_size, training, num_classes=None, seed=None, crop_padding=4,
+                    flip=True, cutout=0, shuffle_buffer=SHUFFLE_BUFFER, input_context=None, limits=ImageLimits(),
+                    drop_remainder=None):
+    """Batches of a ``StreamSplit``: decoded, resized to ``image_shape``, augmented when ``training``.
+
+    The streamed counterpart of ``make_pipeline``, with the same output and
+    the same batch augmentation (pad-and-crop, flip, cutout, stateless and
+    seeded). Training reads the files in a shuffled order, shuffles examples
+    in a ``shuffle_buffer``, and drops the last partial batch by default;
+    evaluation keeps the order and every example.
+
+    Args:
+        split: the ``StreamSplit`` to read.
+        image_shape: ``(H, W, C)`` the model takes; images are decoded to ``C``
+            channels and resized to ``H × W``.
+        batch_size: examples per batch (per input pipeline under a strategy).
+        input_context: a ``tf.distribute.InputContext``: read only this
+            pipeline's part of the split.
+        limits: ``ImageLimits`` of the decoder.
+        Others: as for ``make_pipeline``.
+
+    Returns:
+        A ``tf.data.Dataset`` of ``(images float32 [B, H, W, C] in 0..255,
+        labels int64 [B] or float32 [B, num_classes])``.
+    """
+    height, width, channels = image_shape
+    deterministic = seed is not None or not training
+    dataset = split.read(input_context=input_context, shuffle=training, seed=seed)
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+
+    def load(encoded, label, _id):
+        image = resize_to(decode_image(encoded, channels, limits), (height, width))
+        return tf.ensure_shape(image, image_shape), label
+
+    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    dataset = dataset.batch(batch_size, drop_remainder=training if drop_remainder is None else bool(drop_remainder))
+
+    def finish(images, labels, batch_seed=None):
+        if batch_seed is not None:
+            images = augment_batch(images, batch_seed, crop_padding=crop_padding, flip=flip, cutout=cutout)
+        if num_classes is not None:
+            labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
+        return tf.cast(images, tf.float32), labels
+
+    if training and (crop_padding or flip or cutout):
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
+            lambda batch, batch_seed: finish(*batch, batch_seed),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic,
+        )
+    else:
+        dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    # The source already read only this pipeline's files (input_context); tf.distribute must not shard again.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
