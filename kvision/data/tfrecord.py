@@ -362,8 +362,9 @@ def _shard_records(path, count):
     def step(read, element):
         record, end = element
         complete = tf.logical_or(tf.logical_not(end), tf.equal(read, count))
-        message = tf.strings.format("{}: expected {} records as in manifest.json; the shard is truncated or "
-                                    "corrupt. Received: {} readable records", (path, count, read))
+        message = tf.strings.join([path, ": expected ", tf.strings.as_string(count), " records as in manifest.json; "
+                                   "the shard is truncated or corrupt. Received: ", tf.strings.as_string(read),
+                                   " readable records"])
         with tf.control_dependencies([tf.debugging.Assert(complete, [message])]):
             return read + 1, (tf.identity(record), end)
 
@@ -377,8 +378,8 @@ def _parser(num_classes):
         example = tf.io.parse_single_example(record, FEATURES)
         label, example_id = example["image/class/label"], example["image/id"]
         in_range = tf.logical_and(label >= 0, label < num_classes)
-        message = tf.strings.format(f"{{}}: expected labels in [0, {num_classes - 1}] ({num_classes} classes). "
-                                    "Received: label {} (example {})", (path, label, example_id))
+        message = tf.strings.join([path, f": expected labels in [0, {num_classes - 1}] ({num_classes} classes). "
+                                   "Received: label ", tf.strings.as_string(label), " (example ", example_id, ")"])
         with tf.control_dependencies([tf.debugging.Assert(in_range, [message])]):
             return tf.identity(example["image/encoded"]), label, example_id
 
