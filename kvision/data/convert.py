@@ -18,22 +18,6 @@ from kvision.data.tfrecord import IMAGE_FORMATS, SHARD_BYTES, write_tfrecords
 from kvision.errors import exit_on_error
 
 
-def positive_int(text):
-    """argparse type: an integer ≥ 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer. Received: {text}")
-    return value
-
-
-def fraction(text):
-    """argparse type: a number in [0, 1)."""
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1). Received: {text}")
-    return value
-
-
 def open_source(name, data_dir, image_size, download):
     """The dataset to convert: an ``ImageDataset`` or a ``StreamedDataset``."""
     return load_dataset(name, data_dir, download=download, image_size=image_size)
@@ -50,14 +34,14 @@ def build_parser():
     source.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
     output = parser.add_argument_group("output")
     output.add_argument("--output", required=True, help="the directory to create (must not hold another dataset)")
-    output.add_argument("--shards", type=positive_int,
+    output.add_argument("--shards", type=int,
                         help=f"shards per split (fewer for a split with fewer examples); "
                              f"default: a new shard every {SHARD_BYTES // 2**20} MiB")
-    output.add_argument("--image-size", type=positive_int, help="resize every image to N×N; default: keep sizes")
+    output.add_argument("--image-size", type=int, help="resize every image to N×N; default: keep sizes")
     output.add_argument("--format", choices=IMAGE_FORMATS,
                         help="encode images as PNG (lossless) or JPEG (quality 95); default: keep JPEG/PNG "
                              "files as they are, PNG for the rest")
-    output.add_argument("--validation-size", type=fraction, default=0.0,
+    output.add_argument("--validation-size", type=float, default=0.0,
                         help="fraction of train written as a validation split, chosen by a hash of each "
                              "example's id (default: %(default)s, none)")
     parser.add_argument("--verbose", action="store_true", help="print the full traceback of an error, not only its line")

@@ -65,16 +65,20 @@ def test_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--dataset", "fashion_mnist", "--data-dir", str(tmp_path / "fm"), "--output", str(tmp_path / "taken")])
     assert str(exit_info.value).startswith(f"error: {tmp_path / 'taken'}: expected a new directory")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--dataset", "fashion_mnist", "--data-dir", str(tmp_path / "fm"), "--output", str(tmp_path / "out"),
+              "--shards", "0"])
+    assert str(exit_info.value) == "error: Expected shards to be a positive int or None. Received: shards=0"
     assert not (tmp_path / "out").exists()
 
 
 def test_bad_flag_is_one_error_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "kvision.data.convert", "--dataset", "mnist", "--output", str(tmp_path / "out"),
-         "--shards", "0"],
+         "--format", "gif"],
         capture_output=True, text=True, timeout=120,
     )
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert result.returncode == 2
-    assert errors == ["python -m kvision.data.convert: error: argument --shards: expected a positive integer. "
-                      "Received: 0"]
+    assert errors == ["python -m kvision.data.convert: error: argument --format: invalid choice: 'gif' "
+                      "(choose from 'png', 'jpeg')"]
