@@ -44,7 +44,8 @@ def build_parser():
     output.add_argument("--validation-size", type=float, default=0.0,
                         help="fraction of train written as a validation split, chosen by a hash of each "
                              "example's id (default: %(default)s, none)")
-    parser.add_argument("--verbose", action="store_true", help="print the full traceback of an error, not only its line")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print the full traceback of an error, not only its line")
     return parser
 
 

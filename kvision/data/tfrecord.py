@@ -1,4 +1,4 @@
-"""TFRecord shards: any dataset written as sharded ``tf.train.Example`` files with a JSON manifest, and read back streamed.
+"""TFRecord shards: any dataset written as ``tf.train.Example`` shards with a JSON manifest, and streamed back.
 
 The layout is the one TFDS and TF Model Garden readers expect::
 
@@ -373,7 +373,7 @@ def _shard_records(path, count):
 
 
 def _parser(num_classes):
-    """``(record, shard path)`` → ``(encoded, label, id)``, refusing a label outside the classes with the shard named."""
+    """``(record, shard path)`` → ``(encoded, label, id)``; a label outside the classes fails naming the shard."""
     def parse(record, path):
         example = tf.io.parse_single_example(record, FEATURES)
         label, example_id = example["image/class/label"], example["image/id"]
