@@ -34,14 +34,14 @@ def build_parser():
     source.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
     output = parser.add_argument_group("output")
     output.add_argument("--output", required=True, help="the directory to create (must not hold another dataset)")
-    output.add_argument("--shards", type=int,
+    output.add_argument("--shards", type=int, metavar="N",
                         help=f"shards per split (fewer for a split with fewer examples); "
                              f"default: a new shard every {SHARD_BYTES // 2**20} MiB")
-    output.add_argument("--image-size", type=int, help="resize every image to N×N; default: keep sizes")
+    output.add_argument("--image-size", type=int, metavar="N", help="resize every image to N×N; default: keep sizes")
     output.add_argument("--format", choices=IMAGE_FORMATS,
                         help="encode images as PNG (lossless) or JPEG (quality 95); default: keep JPEG/PNG "
                              "files as they are, PNG for the rest")
-    output.add_argument("--validation-size", type=float, default=0.0,
+    output.add_argument("--validation-size", type=float, default=0.0, metavar="F",
                         help="fraction of train written as a validation split, chosen by a hash of each "
                              "example's id (default: %(default)s, none)")
     parser.add_argument("--verbose", action="store_true",
