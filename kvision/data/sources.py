@@ -24,7 +24,9 @@ def _streamed(name, data_dir, download, validation, test, seed):
     if name.startswith("tfds:"):
         return open_tfds(name.removeprefix("tfds:"), data_dir, download=download, validation=validation, test=test)
     if data_dir is None:
-        raise DataError(f"The {name} dataset is read from a directory: expected data_dir (--data-dir). Received: data_dir=None")
+        raise DataError(
+            f"The {name} dataset is read from a directory: expected data_dir (--data-dir). Received: data_dir=None"
+        )
     if name == "tfrecord":
         from kvision.data.tfrecord import open_tfrecords  # the shards' reader, only needed on this path
 

@@ -167,13 +167,15 @@ def open_tfds(name, data_dir=None, *, download=True, validation=0.05, test=0.1):
     image_key, label_key = _image_label_keys(tfds, name, info)
     specs = _split_specs(builder, validation, test)
     shape = info.features[image_key].shape
-    fingerprint = hashlib.sha256(
-        "\n".join([info.full_name] + [f"{split}\t{spec}\t{count}" for split, (spec, count) in sorted(specs.items())]).encode()
-    ).hexdigest()
+    described = [info.full_name] + [f"{split}\t{spec}\t{count}" for split, (spec, count) in sorted(specs.items())]
+    fingerprint = hashlib.sha256("\n".join(described).encode()).hexdigest()
     return StreamedDataset(
         f"tfds:{name}",
         list(info.features[label_key].names),
-        {split: _tfds_split(tfds, builder, spec, count, image_key, label_key) for split, (spec, count) in specs.items()},
+        {
+            split: _tfds_split(tfds, builder, spec, count, image_key, label_key)
+            for split, (spec, count) in specs.items()
+        },
         1 if shape[-1] == 1 else 3,  # RGBA → RGB
         origin=f"tfds:{info.full_name}",
         image_size=tuple(shape[:2]) if None not in shape[:2] else None,
