@@ -63,7 +63,8 @@ def _not_found(name, attempts, data_dir, download, tfds_reason):
     )
 
 
-def _one_line(err):
+def first_line(err):
+    """``Type: first line of the message`` of ``err``, at most 300 characters: an error inside a longer message."""
     lines = str(err).strip().splitlines()
     line = lines[0] if lines else ""
     text = f"{type(err).__name__}: {line}" if line else type(err).__name__
@@ -131,7 +132,7 @@ def load_dataset(name, data_dir=None, *, download=True, image_size=None):
             dataset = load_tfds(name)
         except Exception as err:
             # TFDS fails in many ways (network, disk, checksum, missing extras); all mean "not available".
-            tfds_reason = _one_line(err)
+            tfds_reason = first_line(err)
         else:
             return _resized(dataset, size)
     raise _not_found(name, attempts, data_dir, download, tfds_reason)

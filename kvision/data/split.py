@@ -1,5 +1,6 @@
-"""Hold out a validation set from a training split, reproducibly."""
+"""Hold out validation (and test) examples reproducibly: by a seeded permutation, or by a hash of each example's name."""
 
+import hashlib
 import numbers
 
 import numpy as np
@@ -82,3 +83,20 @@ def labelled_subset(images, labels, share, seed=0):
         index.append(rng.choice(members, max(1, round(share * len(members))), replace=False))
     index = np.sort(np.concatenate(index))
     return images[index], labels[index]
+
+
+def split_of(source, *, validation=0.05, test=0.1, seed=0):
+    """The split (``"train"``, ``"validation"`` or ``"test"``) ``source`` belongs to.
+
+    A SHA-256 hash of ``seed`` and the source string gives a number in [0, 1);
+    the lowest ``test`` share goes to test, the next ``validation`` share to
+    validation. Same answer in every process and on every machine.
+    """
+    if not (0 <= validation and 0 <= test and validation + test < 1):
+        raise DataError(
+            f"Expected validation and test fractions >= 0 summing to less than 1. "
+            f"Received: validation={validation!r}, test={test!r}"
+        )
+    digest = hashlib.sha256(f"{seed}\0{source}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return "test" if u < test else "validation" if u < test + validation else "train"

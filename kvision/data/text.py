@@ -21,6 +21,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
+from kvision.data.split import split_of
 from kvision.errors import DataError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]")
@@ -90,23 +91,6 @@ def cmudict_pairs(*, stress=False):
             pron = " ".join(phones if stress else (p.rstrip("012") for p in phones))
             pairs[(word, pron)] = None
     return list(pairs)
-
-
-def split_of(source, *, validation=0.05, test=0.1, seed=0):
-    """The split (``"train"``, ``"validation"`` or ``"test"``) ``source`` belongs to.
-
-    A SHA-256 hash of ``seed`` and the source string gives a number in [0, 1);
-    the lowest ``test`` share goes to test, the next ``validation`` share to
-    validation. Same answer in every process and on every machine.
-    """
-    if not (0 <= validation and 0 <= test and validation + test < 1):
-        raise DataError(
-            f"Expected validation and test fractions >= 0 summing to less than 1. "
-            f"Received: validation={validation!r}, test={test!r}"
-        )
-    digest = hashlib.sha256(f"{seed}\0{source}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2**64
-    return "test" if u < test else "validation" if u < test + validation else "train"
 
 
 def split_by_source(pairs, *, validation=0.05, test=0.1, seed=0):
