@@ -8,7 +8,8 @@ however many files are added or removed. A root holding only ``train/``,
 test part is carved from ``train/`` by the same hash.
 
 Files are kept by extension (.jpg .jpeg .png .bmp .gif, any case); hidden
-files and folders are skipped, other files are counted in one log line.
+files and folders are skipped, other files are counted in one log line. A
+file over the decoder's byte budget is refused while listing, by name.
 """
 
 import hashlib
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from kvision.data.decode import MAX_IMAGE_BYTES
+from kvision.data.files import check_file_size
 from kvision.data.image_folder import IMAGE_EXTENSIONS
 from kvision.data.split import split_of
 from kvision.data.stream import SPLITS, StreamedDataset, StreamSplit
@@ -47,7 +50,9 @@ def _walk(directory, counts):
             files += _walk(entry.path, counts)
         elif entry.is_file():
             if os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                files.append((entry.path, entry.stat().st_size))
+                # Checked now, with the listing's stat: tf.io.read_file would read a huge file (or a link to one)
+                # whole before the decoder's byte budget could refuse it.
+                files.append((entry.path, check_file_size(entry.path, MAX_IMAGE_BYTES, "an image file")))
             else:
                 counts["other"] += 1
     return files

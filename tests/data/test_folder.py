@@ -133,6 +133,13 @@ def only_text_files(root):
         (root / "a" / f"{i}.txt").write_text("x")
 
 
+def link_to_a_huge_file(root):
+    write_classes(root, 1)
+    with open(root / "huge.bin", "wb") as f:  # sparse: no disk used
+        f.truncate(100 * 2**30)
+    os.symlink(root / "huge.bin", root / "ant" / "photo.jpg")
+
+
 def unknown_test_class(root):
     write_classes(root / "train", 1)
     write_classes(root / "test", 1, classes=("dog",))
@@ -145,6 +152,7 @@ def unknown_test_class(root):
         (no_class_folders, r"expected class folders \(<class>/<image>\).* Received: no folders"),
         (empty_class, r"/a: expected images .* Received: an empty folder"),
         (only_text_files, r"/a: expected images .* Received: no images, 3 non-image files"),
+        (link_to_a_huge_file, r"/ant/photo.jpg: expected an image file of at most 20971520 bytes\. Received: 107374182400"),
         (unknown_test_class, r"/test: expected only class folders that also exist under train/ \(ant, bee, cat\)\. Received: dog"),
     ],
 )
