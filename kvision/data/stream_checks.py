@@ -21,12 +21,15 @@ NAMED = 5  # skipped images named in a report
 _BATCH = 256
 
 
-def head(split, count, seed=None):
-    """The first ``count`` examples of ``split`` as a ``StreamSplit``: in file order, or the source's order shuffled by ``seed``."""
+def head(split, count, order_seed=None):
+    """The first ``count`` examples of ``split`` as a ``StreamSplit``: in file order, or the source's order shuffled by ``order_seed``.
+
+    Always read in that one order, whatever its reader asks.
+    """
     count = min(count, split.count)
 
-    def read(input_context=None, shuffle=False, seed=seed):
-        return split.read(input_context=input_context, shuffle=shuffle or seed is not None, seed=seed).take(count)
+    def read(input_context=None, shuffle=False, seed=None):
+        return split.read(input_context=input_context, shuffle=order_seed is not None, seed=order_seed).take(count)
 
     return StreamSplit(count, read)
 
