@@ -21,6 +21,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from kvision.data.crop import EVAL_CROPS, center_window, resize_to
 from kvision.data.files import check_file_size
 from kvision.errors import DataError
 
@@ -157,18 +158,12 @@ def _to_channels(image, channels):
     return tf.cond(has_color, lambda: tf.image.rgb_to_grayscale(image[..., :3]), lambda: image[..., :1])
 
 
-def decode_image(encoded, channels=0, limits=ImageLimits()):
-    """One encoded image (a string scalar) as uint8 ``[h, w, channels]``, within ``limits``.
+def image_dimensions(encoded, limits=ImageLimits()):
+    """``(format, height, width)`` of one encoded image from its header, after the budget checks; nothing decoded.
 
-    Args:
-        encoded: JPEG, PNG, GIF or BMP bytes (a GIF gives its first frame).
-        channels: 1 or 3 for the model's channels (alpha dropped, grey
-            repeated or colour converted); 0 keeps the image's own (1 to 4).
-        limits: ``ImageLimits``; its ``max_bytes`` and ``max_pixels`` apply.
-
-    Raises:
-        InvalidArgumentError: (when run) for an input over a budget, in
-            another format, or undecodable; the message says which.
+    ``format`` indexes ``FORMATS``; height and width are int64. Fails (when
+    run) with ``InvalidArgumentError`` for an input over ``limits.max_bytes``,
+    in another format, or declaring more than ``limits.max_pixels``.
     """
     head = _header(encoded)
     length = tf.cast(tf.strings.length(encoded), tf.int64)
@@ -186,14 +181,44 @@ def decode_image(encoded, channels=0, limits=ImageLimits()):
         "expected an image of at most {} pixels. Received: {} x {} = {} pixels (height x width)",
         limits.max_pixels, height, width, height * width,
     )
-    max_blocks = int(limits.max_bytes * _GIF_BLOCKS_PER_BYTE) + 1024
     with tf.control_dependencies([size_check]):
-        image = tf.switch_case(tf.maximum(fmt, 0), [
-            lambda: tf.io.decode_jpeg(encoded, channels=channels),
-            lambda: tf.io.decode_png(encoded, channels=channels),
-            lambda: tf.io.decode_gif(_gif_first_frame(encoded, max_blocks))[0],
-            lambda: tf.io.decode_bmp(encoded),
-        ])  # fmt: skip
+        return tf.maximum(fmt, 0), tf.identity(height), tf.identity(width)
+
+
+def decode_image(encoded, channels=0, limits=ImageLimits(), *, window=None):
+    """One encoded image (a string scalar) as uint8 ``[h, w, channels]``, within ``limits``.
+
+    Args:
+        encoded: JPEG, PNG, GIF or BMP bytes (a GIF gives its first frame).
+        channels: 1 or 3 for the model's channels (alpha dropped, grey
+            repeated or colour converted); 0 keeps the image's own (1 to 4).
+        limits: ``ImageLimits``; its ``max_bytes`` and ``max_pixels`` apply.
+        window: ``window(height, width) -> int32 [top, left, height, width]``
+            (``kvision.data.crop``): only that part of the image is returned;
+            a JPEG decodes only that part (``decode_and_crop_jpeg``).
+
+    Raises:
+        InvalidArgumentError: (when run) for an input over a budget, in
+            another format, or undecodable; the message says which.
+    """
+    fmt, height, width = image_dimensions(encoded, limits)
+    max_blocks = int(limits.max_bytes * _GIF_BLOCKS_PER_BYTE) + 1024
+    box = None if window is None else window(height, width)
+
+    def jpeg():
+        if box is None:
+            return tf.io.decode_jpeg(encoded, channels=channels)
+        return tf.image.decode_and_crop_jpeg(encoded, box, channels=channels)
+
+    def crop(image):
+        return image if box is None else image[box[0] : box[0] + box[2], box[1] : box[1] + box[3]]
+
+    image = tf.switch_case(fmt, [
+        jpeg,
+        lambda: crop(tf.io.decode_png(encoded, channels=channels)),
+        lambda: crop(tf.io.decode_gif(_gif_first_frame(encoded, max_blocks))[0]),
+        lambda: crop(tf.io.decode_bmp(encoded)),
+    ])  # fmt: skip
     return image if channels == 0 else _to_channels(image, channels)
 
 
@@ -225,20 +250,28 @@ def check_batch(inputs, item_shape, limits, *, what):
         return tf.identity(inputs)
 
 
-def decode_images(image_bytes, image_shape, limits=ImageLimits(), *, signature="serving_default"):
+def decode_images(image_bytes, image_shape, limits=ImageLimits(), *, signature="serving_default", eval_crop="resize"):
     """A batch of encoded images (string ``[N]``) as float32 ``[N, H, W, C]`` in 0..255.
 
     Images are decoded one at a time (``decode_image``), so a request holds
     at most one full-size image in memory; those already at ``H×W`` pass
     through untouched (a lossless encoding of a training image reaches the
-    model bit-exact), others are resized with antialiasing while uint8.
-    ``N`` must be in ``[1, limits.max_batch]``; ``signature`` names the
-    caller in that message.
+    model bit-exact). Others are, with ``eval_crop="resize"``, resized with
+    antialiasing while uint8; with ``"center"``, cut to their central window
+    and resized to uint8 exactly as a streamed evaluation does
+    (``kvision.data.crop``). ``N`` must be in ``[1, limits.max_batch]``;
+    ``signature`` names the caller in that message.
     """
+    if eval_crop not in EVAL_CROPS.values():
+        raise ValueError(f"eval_crop must be one of {sorted(EVAL_CROPS.values())}. Received: eval_crop={eval_crop!r}")
     height, width, channels = image_shape
     image_bytes = check_batch(image_bytes, (), limits, what=f"{signature} expects a string batch of encoded images")
 
     def decode_one(encoded):
+        if eval_crop == "center":
+            window = functools.partial(center_window, size=(height, width))
+            image = tf.cast(resize_to(decode_image(encoded, channels, limits, window=window), (height, width)), tf.float32)
+            return tf.ensure_shape(image, image_shape)
         image = decode_image(encoded, channels, limits)
         same_size = tf.reduce_all(tf.shape(image)[:2] == (height, width))
         image = tf.cond(
@@ -267,6 +300,15 @@ def error_message(err):
         return found.group(1)
     first_line = re.sub(r"^\{\{[^}]*\}\}\s*", "", err.message.strip()).splitlines()[0]
     return f"expected a JPEG, PNG, GIF or BMP image. Received: an undecodable file ({first_line})"
+
+
+def decode_failure(encoded, channels=0, limits=ImageLimits()):
+    """Why ``decode_image`` refuses ``encoded`` (bytes or a string tensor), in one line (``error_message``); None if it decodes."""
+    try:
+        _file_decoder(channels, limits)(tf.constant(encoded))
+    except tf.errors.InvalidArgumentError as err:
+        return error_message(err)
+    return None
 
 
 def read_image_file(path, channels=0, limits=ImageLimits()):

@@ -25,15 +25,21 @@ def channel_stats(images):
         raise DataError(
             f"Expected a non-empty image array of shape (N, H, W, C). Received: shape {images.shape}"
         )
-    per_image = int(np.prod(images.shape[1:]))
-    step = max(1, _CHUNK_VALUES // per_image)
-    total = np.zeros(images.shape[-1])
-    total_sq = np.zeros(images.shape[-1])
-    for start in range(0, len(images), step):
-        chunk = images[start : start + step].astype(np.float32)
-        total += chunk.sum(axis=(0, 1, 2), dtype=np.float64)
-        total_sq += np.square(chunk).sum(axis=(0, 1, 2), dtype=np.float64)
-    count = images.size // images.shape[-1]
+    step = max(1, _CHUNK_VALUES // int(np.prod(images.shape[1:])))
+    return batch_channel_stats(images[start : start + step] for start in range(0, len(images), step))
+
+
+def batch_channel_stats(batches):
+    """``channel_stats`` of the images of ``batches`` (arrays ``(B, H, W, C)``), one batch in memory at a time."""
+    total = total_sq = 0.0
+    count = 0
+    for batch in batches:
+        chunk = np.asarray(batch, np.float32)
+        total = total + chunk.sum(axis=(0, 1, 2), dtype=np.float64)
+        total_sq = total_sq + np.square(chunk).sum(axis=(0, 1, 2), dtype=np.float64)
+        count += chunk.size // chunk.shape[-1]
+    if not count:
+        raise DataError("Expected at least one image to compute channel statistics from. Received: none")
     mean = total / count
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
     return mean.astype(np.float32), std.astype(np.float32)

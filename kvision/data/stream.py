@@ -12,16 +12,19 @@ in parallel, resized, augmented per batch, prefetched.
 """
 
 import dataclasses
+import functools
 from collections.abc import Callable
 
 import tensorflow as tf
 
 from kvision.data.augment import augment_batch
+from kvision.data.crop import CROPS, center_window, random_window, resize_to
 from kvision.data.decode import ImageLimits, decode_image
 from kvision.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 SHUFFLE_BUFFER = 10_000  # examples; a shuffled file order spreads the rest
+CROP_SCALE = (0.08, 1.0)  # area fraction of an Inception training crop
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,52 +89,81 @@ class StreamedDataset:
         return {split: stream.count for split, stream in self.splits.items()}
 
 
-def resize_to(image, size):
-    """A uint8 ``[h, w, c]`` image at ``size`` (antialiased, rounded back to uint8); untouched when already there."""
-    same = tf.reduce_all(tf.shape(image)[:2] == size)
-    return tf.cond(
-        same,
-        lambda: image,
-        lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, size, antialias=True)), 0, 255), tf.uint8),
-    )
+def load_example(encoded, image_shape, limits, *, crop="pad", window_seed=None, crop_scale=CROP_SCALE):
+    """One encoded image as the uint8 ``image_shape`` a model of ``crop`` mode sees (``kvision.data.crop``).
+
+    With a ``window_seed`` (training, ``crop="inception"``) a random window
+    of ``crop_scale`` of the area; else the evaluation view: the central
+    window (``"inception"``) or the whole image (``"pad"``), resized.
+    """
+    height, width, channels = image_shape
+    if crop == "inception" and window_seed is not None:
+        window = functools.partial(random_window, seed=window_seed, scale=crop_scale)
+    elif crop == "inception":
+        window = functools.partial(center_window, size=(height, width))
+    else:
+        window = None
+    image = resize_to(decode_image(encoded, channels, limits, window=window), (height, width))
+    return tf.ensure_shape(image, image_shape)
 
 
-def stream_pipeline(split, *, image_shape, batch_size, training, num_classes=None, seed=None, crop_padding=4,
-                    flip=True, cutout=0, shuffle_buffer=SHUFFLE_BUFFER, input_context=None, limits=ImageLimits(),
-                    drop_remainder=None):
-    """Batches of a ``StreamSplit``: decoded, resized to ``image_shape``, augmented when ``training``.
+def stream_pipeline(split, *, image_shape, batch_size, training, num_classes=None, seed=None, crop="pad",
+                    crop_scale=CROP_SCALE, crop_padding=4, flip=True, cutout=0, shuffle_buffer=SHUFFLE_BUFFER,
+                    input_context=None, limits=ImageLimits(), skip_bad_images=False, drop_remainder=None):
+    """Batches of a ``StreamSplit``: decoded, cropped and resized to ``image_shape``, augmented when ``training``.
 
-    The streamed counterpart of ``make_pipeline``, with the same output and
-    the same batch augmentation (pad-and-crop, flip, cutout, stateless and
-    seeded). Training reads the files in a shuffled order, shuffles examples
-    in a ``shuffle_buffer``, and drops the last partial batch by default;
+    The streamed counterpart of ``make_pipeline``, with the same output.
+    ``crop="pad"`` (small images) resizes whole images and, training, applies
+    ``make_pipeline``'s batch augmentation (pad-and-crop, flip, cutout).
+    ``crop="inception"`` (large images) trains on a random-resized crop of
+    each image (a JPEG decodes only its window) with a seed per example from
+    a seeded stream, then flip and cutout, and evaluates on the central
+    87.5 % window, as the exported signatures do (``kvision.data.crop``).
+    Training reads the files in a shuffled order, shuffles examples in a
+    ``shuffle_buffer``, and drops the last partial batch by default;
     evaluation keeps the order and every example.
 
     Args:
         split: the ``StreamSplit`` to read.
         image_shape: ``(H, W, C)`` the model takes; images are decoded to ``C``
-            channels and resized to ``H × W``.
+            channels and brought to ``H × W``.
         batch_size: examples per batch (per input pipeline under a strategy).
+        crop: "pad" or "inception" (``kvision.data.crop.CROPS``).
+        crop_scale: ``(min, max)`` area fraction of an Inception training crop.
         input_context: a ``tf.distribute.InputContext``: read only this
             pipeline's part of the split.
         limits: ``ImageLimits`` of the decoder.
-        Others: as for ``make_pipeline``.
+        skip_bad_images: drop examples that fail to decode instead of failing
+            (``find_bad_images`` names them afterwards).
+        Others: as for ``make_pipeline``; ``crop_padding`` applies to "pad" only.
 
     Returns:
         A ``tf.data.Dataset`` of ``(images float32 [B, H, W, C] in 0..255,
         labels int64 [B] or float32 [B, num_classes])``.
     """
-    height, width, channels = image_shape
+    if crop not in CROPS:
+        raise DataError(f"Expected crop to be one of {CROPS}. Received: crop={crop!r}")
     deterministic = seed is not None or not training
     dataset = split.read(input_context=input_context, shuffle=training, seed=seed)
     if training:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    options = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
-    def load(encoded, label, _id):
-        image = resize_to(decode_image(encoded, channels, limits), (height, width))
-        return tf.ensure_shape(image, image_shape), label
+    def load(encoded, label, _id, window_seed=None):
+        image = load_example(encoded, image_shape, limits, crop=crop, window_seed=window_seed, crop_scale=crop_scale)
+        return image, label
 
-    dataset = dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if training and crop == "inception":
+        # One [2]-seed per example, redrawn every epoch: a new window for each image each time it is seen.
+        window_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, window_seeds)).map(
+            lambda example, window_seed: load(*example, window_seed), **options
+        )
+        crop_padding = 0  # the window is the crop
+    else:
+        dataset = dataset.map(load, **options)
+    if skip_bad_images:
+        dataset = dataset.ignore_errors()
     dataset = dataset.batch(batch_size, drop_remainder=training if drop_remainder is None else bool(drop_remainder))
 
     def finish(images, labels, batch_seed=None):
@@ -144,11 +176,10 @@ def stream_pipeline(split, *, image_shape, batch_size, training, num_classes=Non
     if training and (crop_padding or flip or cutout):
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            lambda batch, batch_seed: finish(*batch, batch_seed),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic,
+            lambda batch, batch_seed: finish(*batch, batch_seed), **options
         )
     else:
-        dataset = dataset.map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+        dataset = dataset.map(finish, **options)
     options = tf.data.Options()
     options.deterministic = deterministic
     # The source already read only this pipeline's files (input_context); tf.distribute must not shard again.

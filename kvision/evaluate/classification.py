@@ -1,6 +1,7 @@
 """Classification metrics: accuracy, top-5, per-class precision/recall/F1, confusion matrix."""
 
 import numpy as np
+import tensorflow as tf
 
 from kvision.data import make_pipeline
 from kvision.errors import DataError
@@ -10,6 +11,19 @@ def predict_logits(model, images, *, batch_size=256):
     """Logits of ``model`` on uint8 ``images``, in order, as a float32 array."""
     dataset = make_pipeline(images, np.zeros(len(images), np.int64), batch_size=batch_size, training=False)
     return np.asarray(model.predict(dataset.map(lambda x, y: x), verbose=0), np.float32)
+
+
+def predict_batches(model, dataset):
+    """Logits of ``model`` on a ``tf.data.Dataset`` of ``(float32 images, int labels)`` batches, and the labels, in order.
+
+    One batch at a time, so a streamed split of any size costs its logits only.
+    """
+    forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+    logits, labels = [], []
+    for images, batch_labels in dataset:
+        logits.append(np.asarray(forward(images), np.float32))
+        labels.append(batch_labels.numpy())
+    return np.concatenate(logits), np.concatenate(labels)
 
 
 def accuracy(model, images, labels, *, batch_size=256):

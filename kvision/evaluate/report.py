@@ -6,12 +6,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from kvision.evaluate.classification import classification_report, predict_logits
+from kvision.evaluate.classification import classification_report, predict_batches, predict_logits
 from kvision.evaluate.plots import plot_confusion_matrix, plot_training_curves, read_history
 
 
 def evaluate_classifier(model, images, labels, class_names, out_dir, *, history_csv=None, log_dir=None):
     """Evaluate ``model`` on a labelled split and write the report under ``out_dir``.
+
+    The split is ``images, labels`` arrays, or a ``tf.data.Dataset`` of
+    ``(images, int labels)`` batches as ``images`` (a streamed split's
+    ``stream_pipeline``) with ``labels=None``: evaluated batch by batch.
 
     Writes ``report.json``, ``confusion_matrix.png`` and, when the run's CSV
     history is given, ``training_curves.png``; with ``log_dir`` the confusion
@@ -20,7 +24,11 @@ def evaluate_classifier(model, images, labels, class_names, out_dir, *, history_
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = classification_report(predict_logits(model, images), labels, class_names)
+    if isinstance(images, tf.data.Dataset):
+        logits, labels = predict_batches(model, images)
+    else:
+        logits = predict_logits(model, images)
+    report = classification_report(logits, labels, class_names)
     files = {"confusion_matrix": plot_confusion_matrix(report["confusion_matrix"], class_names, out_dir / "confusion_matrix.png")}
     if history_csv is not None and Path(history_csv).exists():
         files["training_curves"] = plot_training_curves(read_history(history_csv), out_dir / "training_curves.png")

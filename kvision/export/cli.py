@@ -28,12 +28,17 @@ import numpy as np
 
 import kvision.models  # registers kvision's layers so .keras files load
 from kvision.data import load_dataset
+from kvision.data.crop import EVAL_CROPS
 from kvision.data.decode import ImageLimits
+from kvision.data.stream import StreamedDataset
+from kvision.data.stream_checks import sample_arrays
 from kvision.errors import ExportError, exit_on_error
 from kvision.export.push import export_captioner, export_classifier, export_generator, export_translator
 from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
 
 REPRESENTATIVE_IMAGES = 300
+EVALUATION_IMAGES = 10_000  # test images of a streamed dataset the export evaluates and checks
+EVALUATION_BYTES = 2**30  # … at most this much uint8 pixel data
 
 
 CLASSIFIER_TFLITE = "float32,int8"
@@ -104,19 +109,39 @@ def check_export_arguments(args):
         raise ExportError(f"--version must be a non-negative integer. Received: {args.version}")
 
 
-def export_for_dataset(model, dataset, args, *, name, metrics=None, training_command=None, seed=0):
-    """``export_classifier`` on ``dataset``'s test split with the export flags in ``args``."""
-    train_images = dataset.train[0]
-    rng = np.random.default_rng(seed)
-    sample = rng.choice(len(train_images), size=min(REPRESENTATIVE_IMAGES, len(train_images)), replace=False)
+def export_for_dataset(model, dataset, args, *, name, metrics=None, training_command=None, seed=0, crop="pad",
+                       skip_bad_images=False):
+    """``export_classifier`` on ``dataset``'s test split with the export flags in ``args``.
+
+    For a ``StreamedDataset`` (``crop``: the model's crop mode), the test
+    split's accuracy and parity figures come from a seeded sample of up to
+    ``EVALUATION_IMAGES`` test images (fewer when they would pass
+    ``EVALUATION_BYTES``), seen as evaluation sees them; evaluation.json
+    records the sample's size.
+    """
+    provenance = {"name": dataset.name, "origin": dataset.origin}
+    if isinstance(dataset, StreamedDataset):
+        image_shape = tuple(model.input_shape[1:])
+        options = dict(crop=crop, skip_bad_images=skip_bad_images, seed=seed)
+        count = max(9, min(EVALUATION_IMAGES, EVALUATION_BYTES // int(np.prod(image_shape))))
+        eval_images, eval_labels = sample_arrays(dataset.splits["test"], image_shape, count, **options)
+        representative = sample_arrays(dataset.splits["train"], image_shape, REPRESENTATIVE_IMAGES, **options)[0]
+        provenance.update(fingerprint=dataset.fingerprint, test_examples=dataset.splits["test"].count,
+                          evaluation_sample=len(eval_labels))
+    else:
+        (eval_images, eval_labels), train_images = dataset.test, dataset.train[0]
+        rng = np.random.default_rng(seed)
+        sample = rng.choice(len(train_images), size=min(REPRESENTATIVE_IMAGES, len(train_images)), replace=False)
+        representative = train_images[np.sort(sample)]
+        provenance.update(fingerprint=dataset.fingerprint())
     return export_classifier(
         model,
         args.export_dir,
         name,
         class_names=dataset.class_names,
-        eval_images=dataset.test[0],
-        eval_labels=dataset.test[1],
-        representative_images=train_images[np.sort(sample)],
+        eval_images=eval_images,
+        eval_labels=eval_labels,
+        representative_images=representative,
         version=args.version,
         tflite=tflite_variants(args, CLASSIFIER_TFLITE),
         int8_io=args.int8_io,
@@ -127,7 +152,8 @@ def export_for_dataset(model, dataset, args, *, name, metrics=None, training_com
         keep_versions=args.keep_versions,
         metrics=metrics,
         training_command=training_command,
-        dataset={"name": dataset.name, "origin": dataset.origin, "fingerprint": dataset.fingerprint()},
+        dataset=provenance,
+        eval_crop=EVAL_CROPS[crop],
     )
 
 

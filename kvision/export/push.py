@@ -246,6 +246,7 @@ def export_classifier(
     bless_min_accuracy=None,
     parity_size=256,
     limits=ImageLimits(),
+    eval_crop="resize",
     **push_options,
 ):
     """Export classifier ``model`` as a new version of ``name`` under ``base_dir``, verified and blessed.
@@ -264,6 +265,11 @@ def export_classifier(
         parity_size: images of the fixed logit-parity batch.
         limits: ``ImageLimits`` of the serving requests (batch size, bytes
             and pixels of each encoded image); recorded in evaluation.json.
+        eval_crop: how ``serving_default`` and ``serve_examples`` bring an
+            image of another size to the model's: "resize", or "center" for a
+            model trained with Inception crops (``kvision.data.crop``); the
+            evaluation images must have been prepared the same way. Recorded
+            in evaluation.json.
         push_options: ``version`` (default Unix time; never overwrites: taken
             before the export starts, it is refused; published by another
             export meanwhile, this one becomes the next free integer),
@@ -289,7 +295,7 @@ def export_classifier(
         )
 
     def write_and_verify(staging):
-        classifier_archive(model, class_names, limits).write_out(str(staging), verbose=False)
+        classifier_archive(model, class_names, limits, eval_crop).write_out(str(staging), verbose=False)
         write_warmup(staging, classifier_requests(eval_images), name)
         # Called directly, not with predict(): no tf.distribute step, so the chief of a
         # multi-worker job can export while the other workers have finished.
@@ -328,6 +334,7 @@ def export_classifier(
             "latency_ms_batch1": _latencies(summary, tflite_results),
             "signatures": summary["signatures"],
             "limits": asdict(limits),
+            "eval_crop": eval_crop,
             "class_names": list(class_names),
             "model_summary": {
                 "name": model.name,

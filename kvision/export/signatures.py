@@ -62,14 +62,17 @@ def class_name_table(class_names):
     return tf.lookup.StaticHashTable(initializer, default_value="")
 
 
-def classifier_archive(model, class_names, limits=ImageLimits()):
+def classifier_archive(model, class_names, limits=ImageLimits(), eval_crop="resize"):
     """A ``keras.export.ExportArchive`` of ``model`` with the three classifier signatures.
 
     ``model`` takes float32 images in the raw 0..255 range and returns logits
     (kvision models normalise inside). The archive carries no Python objects:
     custom layers are traced into the graph. ``limits`` (``ImageLimits``)
     bounds each request: images per batch, and the bytes and pixels of each
-    encoded image, checked before it is decoded.
+    encoded image, checked before it is decoded. ``eval_crop`` is how encoded
+    images of another size reach the model's: "resize" (a model trained with
+    ``crop="pad"``) or "center" (``crop="inception"``), as its evaluation did
+    (see ``kvision.data.decode.decode_images``).
     """
     image_shape = tuple(model.input_shape[1:])
     if len(image_shape) != 3 or image_shape[-1] not in (1, 3):
@@ -98,10 +101,11 @@ def classifier_archive(model, class_names, limits=ImageLimits()):
     def from_examples(examples):
         examples = check_batch(examples, (), limits, what="serve_examples expects a string batch of tf.train.Examples")
         features = tf.io.parse_example(examples, {EXAMPLE_FEATURE: tf.io.FixedLenFeature([], tf.string)})
-        return predict(decode_images(features[EXAMPLE_FEATURE], image_shape, limits, signature="serve_examples"))
+        return predict(decode_images(features[EXAMPLE_FEATURE], image_shape, limits, signature="serve_examples",
+                                     eval_crop=eval_crop))
 
     endpoints = {
-        "serving_default": lambda image_bytes: predict(decode_images(image_bytes, image_shape, limits)),
+        "serving_default": lambda image_bytes: predict(decode_images(image_bytes, image_shape, limits, eval_crop=eval_crop)),
         "serve_images": from_pixels,
         "serve_examples": from_examples,
     }

@@ -6,14 +6,19 @@ attaches the callbacks that make a run observable (TensorBoard), recoverable
 (``BackupAndRestore``) and reusable (best and last ``.keras`` checkpoints).
 """
 
+import contextlib
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 
 import keras
 
 from kvision.data import make_pipeline
-from kvision.errors import ModelError
+from kvision.data.decode import ImageLimits
+from kvision.data.stream import CROP_SCALE, StreamSplit, stream_pipeline
+from kvision.data.stream_checks import naming_bad_images
+from kvision.errors import DataError, ModelError
 from kvision.train.callbacks import finished_epochs, make_callbacks, run_paths
 from kvision.train.schedules import make_schedule
 from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
@@ -113,6 +118,10 @@ def fit_classifier(
     crop_padding=4,
     flip=True,
     cutout=0,
+    crop="pad",
+    crop_scale=CROP_SCALE,
+    skip_bad_images=False,
+    image_limits=ImageLimits(),
     seed=None,
     mixed_precision=False,
     xla=False,
@@ -124,7 +133,17 @@ def fit_classifier(
     callbacks=(),
     verbose=None,
 ):
-    """Train the classifier that ``model_fn()`` builds on ``train = (images, labels)``.
+    """Train the classifier that ``model_fn()`` builds on ``train``: ``(images, labels)`` arrays or a stream.
+
+    A streamed split (``StreamSplit``) is read, decoded and augmented inside
+    ``tf.data`` at the model's input shape; an epoch is ``count // global
+    batch`` steps of a repeated stream, and under a multi-replica strategy
+    each input pipeline reads its own part of the files
+    (``distribute_datasets_from_function``). An image that fails to decode
+    stops the run with a ``DataError`` naming its file, unless
+    ``skip_bad_images``. The model's ``Normalization`` statistics are the
+    caller's (``model_fn``): for a stream, ``sample_channel_stats`` computes
+    them from a bounded sample of its first images.
 
     ``batch_size`` is per replica; the global batch is ``batch_size ×
     num_replicas``. A run killed part-way resumes from the last finished epoch
@@ -136,11 +155,15 @@ def fit_classifier(
         model_fn: zero-argument callable returning an uncompiled
             ``keras.Model`` with logits outputs; called inside the strategy
             scope (and after the mixed-precision policy is set).
-        train, validation: ``(uint8 images NHWC, int labels)`` arrays.
+        train, validation: ``(uint8 images NHWC, int labels)`` arrays, or
+            ``StreamSplit``s of a ``StreamedDataset``.
         run_dir: where TensorBoard logs, checkpoints and the backup go.
         label_smoothing: smoothing of the one-hot targets.
         crop_padding, flip, cutout: training augmentation (see
             ``kvision.data.make_pipeline``).
+        crop, crop_scale, skip_bad_images, image_limits: for streams, see
+            ``kvision.data.stream.stream_pipeline`` ("inception" crops need a
+            stream).
         mixed_precision: train under the ``mixed_float16`` policy with
             dynamic loss scaling.
         xla: compile the train step with XLA (``jit_compile``).
@@ -155,8 +178,12 @@ def fit_classifier(
     """
     run_dir = Path(run_dir)
     strategy = strategy or get_strategy()
-    global_batch = global_batch_size(strategy, batch_size, len(train[0]))
-    steps_per_epoch = len(train[0]) // global_batch
+    streamed = isinstance(train, StreamSplit)
+    if crop != "pad" and not streamed:
+        raise DataError(f"Expected a streamed training split for crop={crop!r}. Received: arrays")
+    count = train.count if streamed else len(train[0])
+    global_batch = global_batch_size(strategy, batch_size, count)
+    steps_per_epoch = count // global_batch
     if seed is not None:
         keras.utils.set_random_seed(seed)
 
@@ -175,23 +202,59 @@ def fit_classifier(
             ],
         )
 
-    pipeline = dict(batch_size=global_batch, num_classes=num_classes, seed=seed)
-    train_ds = make_pipeline(
-        *train, training=True, crop_padding=crop_padding, flip=flip, cutout=cutout, **pipeline
-    )
-    val_ds = make_pipeline(*validation, training=False, **pipeline) if validation else None
-    return fit_run(
-        model, train_ds, val_ds, run_dir=run_dir, epochs=epochs,
-        monitor="val_accuracy" if val_ds is not None else "accuracy",
-        early_stopping_patience=early_stopping_patience, restore_best=restore_best,
-        strategy=strategy, callbacks=callbacks, verbose=verbose,
-    )
+    guard = contextlib.nullcontext()
+    if streamed:
+        network = getattr(model, "network", model)
+        if not skip_bad_images:
+            guard = naming_bad_images([s for s in (train, validation) if s is not None], network.input_shape[-1], image_limits)
+        train_ds, val_ds = stream_inputs(
+            strategy, train, validation, global_batch=global_batch, image_shape=tuple(network.input_shape[1:]),
+            num_classes=num_classes, seed=seed, crop=crop, crop_scale=crop_scale, crop_padding=crop_padding,
+            flip=flip, cutout=cutout, limits=image_limits, skip_bad_images=skip_bad_images,
+        )
+    else:
+        pipeline = dict(batch_size=global_batch, num_classes=num_classes, seed=seed)
+        train_ds = make_pipeline(
+            *train, training=True, crop_padding=crop_padding, flip=flip, cutout=cutout, **pipeline
+        )
+        val_ds = make_pipeline(*validation, training=False, **pipeline) if validation else None
+    with guard, warnings.catch_warnings():
+        # A one-pass validation stream may not know its length (skipped images, shards): Keras warns at its end.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        return fit_run(
+            model, train_ds, val_ds, run_dir=run_dir, epochs=epochs,
+            monitor="val_accuracy" if val_ds is not None else "accuracy",
+            early_stopping_patience=early_stopping_patience, restore_best=restore_best,
+            strategy=strategy, callbacks=callbacks, verbose=verbose,
+            steps_per_epoch=steps_per_epoch if streamed else None,
+        )
+
+
+def stream_inputs(strategy, train, validation, *, global_batch, **pipeline):
+    """``fit``'s training input (repeated) and validation input (one pass, or None) of streamed splits.
+
+    Under a multi-replica strategy each input pipeline (one per worker)
+    reads its own part of the files in batches of the per-replica size, so
+    no worker reads what another trains on. ``pipeline``: ``stream_pipeline``'s options.
+    """
+    def make(split, training):
+        def per_pipeline(context=None):
+            batch = global_batch if context is None else context.get_per_replica_batch_size(global_batch)
+            dataset = stream_pipeline(split, batch_size=batch, training=training, input_context=context, **pipeline)
+            return dataset.repeat() if training else dataset
+
+        if strategy.num_replicas_in_sync == 1:
+            return per_pipeline()
+        return strategy.distribute_datasets_from_function(per_pipeline)
+
+    return make(train, True), None if validation is None else make(validation, False)
 
 
 def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, mode="max",
-            early_stopping_patience=None, restore_best=True, callbacks=(), verbose=None):
+            early_stopping_patience=None, restore_best=True, callbacks=(), verbose=None, steps_per_epoch=None):
     """``model.fit`` with the run directory's callbacks; with ``val_ds`` and ``restore_best``, the best weights after.
 
+    ``steps_per_epoch`` for a repeated ``train_ds``.
     For a training wrapper (a model with a ``.network``) the checkpoints and
     the result are that network. On a non-chief worker the files go to a
     scratch directory, removed once this worker has restored its (identical)
@@ -206,6 +269,7 @@ def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, mode
             train_ds,
             validation_data=val_ds,
             epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
             callbacks=[*run_callbacks, *callbacks],
             verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
             shuffle=False,  # the tf.data pipelines shuffle; Keras would only warn that it cannot

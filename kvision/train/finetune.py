@@ -23,6 +23,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from kvision.data.stream import StreamSplit
 from kvision.errors import ModelError
 from kvision.layers import preprocess
 from kvision.models import build, list_models
@@ -288,7 +289,8 @@ def fine_tune(
         source, weights, backbone_options: the backbone, see ``load_backbone``
             (``backbone_options`` are its ``**options``); loaded afresh inside
             each phase's strategy scope.
-        train, validation: ``(uint8 images NHWC, int labels)`` arrays.
+        train, validation: ``(uint8 images NHWC, int labels)`` arrays, or
+            ``StreamSplit``s (then ``num_classes`` and ``input_shape`` are needed).
         run_dir: the two phases' run directories go below it.
         num_classes: classes of the new head; default: the largest training label + 1.
         input_shape: default: the training images' shape.
@@ -309,6 +311,10 @@ def fine_tune(
                 **{label: count})
     require(head_epochs + epochs > 0, "At least one phase needs epochs.", head_epochs=head_epochs, epochs=epochs)
     run_dir = Path(run_dir)
+    if isinstance(train, StreamSplit):
+        require(input_shape is not None and num_classes is not None,
+                "A streamed training split needs input_shape and num_classes.",
+                input_shape=input_shape, num_classes=num_classes)
     input_shape = tuple(input_shape or np.shape(train[0])[1:])
     num_classes = num_classes or int(np.max(train[1])) + 1
     fit_options["strategy"] = fit_options.get("strategy") or get_strategy()

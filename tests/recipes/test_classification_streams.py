@@ -1,0 +1,74 @@
+"""recipes/classification.py on a streamed image folder: Inception crops, export, bad images before any output."""
+
+import json
+
+import pytest
+
+from kvision.data.stream import StreamedDataset
+from kvision.errors import DataError
+from tests.data.streams import file_split, write_folder
+from tests.helpers import quadrant_images
+from tests.recipes.helpers import ROOT
+
+
+@pytest.fixture
+def recipe(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
+    import classification
+
+    return classification
+
+
+def folder_dataset(root, corrupt=()):
+    """A 64×64 JPEG folder of quadrant images as a ``StreamedDataset`` (train, test), and its training files.
+
+    ``corrupt`` training files are cut short.
+    """
+    splits = {}
+    for split, count, seed in (("train", 64, 1), ("test", 24, 2)):
+        images, labels = quadrant_images(count, size=64, channels=3, seed=seed)
+        paths = write_folder(root / split, images, labels)
+        if split == "train":
+            train_paths = paths
+            for i in corrupt:
+                paths[i].write_bytes(paths[i].read_bytes()[:200])
+        splits[split] = file_split(paths, labels)
+    dataset = StreamedDataset("folder", ["c0", "c1", "c2", "c3"], splits, 3, str(root), image_size=(64, 64),
+                              fingerprint="test")
+    return dataset, train_paths
+
+
+def arguments(tmp_path, *extra):
+    return ["--dataset", "folder", "--model", "cnn", "--epochs", "2", "--batch-size", "16", "--lr", "0.05",
+            "--run-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "exports"), "--version", "3",
+            "--tflite", "", *extra]
+
+
+def test_streamed_folder_trains_with_inception_crops_and_exports(recipe, tmp_path, monkeypatch):
+    dataset, _ = folder_dataset(tmp_path / "data")
+    monkeypatch.setattr(recipe, "open_data", lambda args: dataset)
+    summary = recipe.main(arguments(tmp_path))
+    assert summary["crop"] == "inception" and summary["blessed"] is True
+    export = tmp_path / "exports" / "folder_cnn" / "3"
+    evaluation = json.loads((export / "evaluation.json").read_text())
+    assert (export / "BLESSED").exists() and evaluation["eval_crop"] == "center"
+    assert evaluation["dataset"]["evaluation_sample"] == evaluation["metrics"]["evaluation_examples"] == 24
+    report = json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())
+    assert report["num_examples"] == 24
+
+
+def test_a_corrupt_file_is_named_before_the_run_directory_is_written(recipe, tmp_path, monkeypatch):
+    dataset, paths = folder_dataset(tmp_path / "data", corrupt=(5,))
+    monkeypatch.setattr(recipe, "open_data", lambda args: dataset)
+    with pytest.raises(DataError, match=rf"^{paths[5]}: expected a JPEG, PNG, GIF or BMP image. Received: "):
+        recipe.run(recipe.build_parser("", {}).parse_args(arguments(tmp_path)), may_change=())
+    assert not (tmp_path / "run").exists()
+
+
+def test_skip_bad_images_reports_them(recipe, tmp_path, monkeypatch, capsys):
+    dataset, paths = folder_dataset(tmp_path / "data", corrupt=(5, 9))
+    monkeypatch.setattr(recipe, "open_data", lambda args: dataset)
+    summary = recipe.main(arguments(tmp_path, "--skip-bad-images", "--crop", "pad", "--epochs", "1"))
+    skipped = summary["skipped_images"]["train"]
+    assert skipped["count"] == 2 and [name.split(": ")[0] for name in skipped["first"]] == [str(paths[5]), str(paths[9])]
+    assert "skipped 2 image(s) that failed to decode, first: " in capsys.readouterr().out
