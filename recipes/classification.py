@@ -23,7 +23,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from kvision.data import channel_stats, load_dataset, train_validation_split
+from kvision.data import channel_stats, open_dataset, train_validation_split
 from kvision.data.crop import CROPS
 from kvision.data.stream import CROP_SCALE, StreamedDataset, stream_pipeline
 from kvision.data.stream_checks import naming_bad_images, sample_arrays, sample_channel_stats, skipped_images
@@ -38,10 +38,6 @@ from kvision.train.cli import add_run_arguments, add_speed_arguments, open_recip
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.schedules import SCHEDULES
 
-try:  # the streamed sources (folder, tfds:NAME, tfrecord) and open_dataset, which also opens the in-memory ones
-    from kvision.data.sources import open_dataset
-except ImportError:  # before kvision.data.sources exists: the in-memory datasets of load_dataset only
-    open_dataset = None
 
 
 ROBUSTNESS_STEPS = 20
@@ -55,8 +51,8 @@ def build_parser(description, defaults):
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", help="in memory: cifar10, cifar100, fashion_mnist, mnist or image_folder; "
-                                        "streamed: folder, tfds:NAME or tfrecord")
+    data.add_argument("--dataset", help="in memory: cifar10, cifar100, fashion_mnist, mnist; "
+                                        "streamed: folder (or image_folder), tfds:NAME or tfrecord")
     data.add_argument(
         "--data-dir",
         help="a local copy: CIFAR binary/python release (folder or .tar.gz), MNIST-style IDX files, "
@@ -65,7 +61,11 @@ def build_parser(description, defaults):
     )
     data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
     data.add_argument("--image-size", type=int, help="the model's N×N input: images are resized (and cropped) to it")
-    data.add_argument("--validation-size", type=int, help="training examples held out for validation (in memory)")
+    data.add_argument("--validation-size", type=int,
+                      help="training examples held out for validation (in-memory datasets: cifar10, fashion_mnist …)")
+    data.add_argument("--validation-share", type=float,
+                      help="share of a streamed dataset's training data carved for validation when it has no "
+                           "validation split (folder: by a hash of each file's path; tfds: split slicing)")
     data.add_argument("--skip-bad-images", action="store_true",
                       help="streamed: skip images that fail to decode and name them at the end (default: stop)")
 
@@ -115,6 +115,7 @@ def build_parser(description, defaults):
     parser.set_defaults(
         **{
             "validation_size": 5000,
+            "validation_share": 0.05,
             "epochs": 30,
             "batch_size": 128,
             "optimizer": "sgd",
@@ -149,10 +150,8 @@ def check_adversarial_arguments(args):
 
 def open_data(args):
     """The dataset ``args`` name: in memory (``ImageDataset``) or streamed (``StreamedDataset``)."""
-    if open_dataset is None:
-        return load_dataset(args.dataset, args.data_dir, download=not args.no_download, image_size=args.image_size)
     return open_dataset(args.dataset, args.data_dir, download=not args.no_download, image_size=args.image_size,
-                        seed=args.seed)
+                        validation=args.validation_share, seed=args.seed)
 
 
 def resolve_crop(args, streamed, image_shape):
@@ -204,7 +203,7 @@ def run(args, *, may_change):
         test = dataset.test
         mean, std = channel_stats(train[0])
         counts = {"train": len(train[0]), "validation": len(validation[0]) if validation else 0, "test": len(test[0])}
-    crop = resolve_crop(args, streamed, image_shape)
+    crop = args.crop = resolve_crop(args, streamed, image_shape)  # config.json records the crop the model sees
     print(f"data: {dataset.name} from {dataset.origin}: "
           + ", ".join(f"{counts.get(split, 0)} {split}" for split in ("train", "validation", "test"))
           + f", {image_shape}, {crop} crops")

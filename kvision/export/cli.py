@@ -27,7 +27,7 @@ import keras
 import numpy as np
 
 import kvision.models  # registers kvision's layers so .keras files load
-from kvision.data import load_dataset
+from kvision.data import open_dataset
 from kvision.data.crop import EVAL_CROPS
 from kvision.data.decode import ImageLimits
 from kvision.data.stream import StreamedDataset
@@ -237,7 +237,8 @@ def build_parser():
     parser.add_argument("model_path", metavar="MODEL_PATH", help="a .keras file or a run directory")
     parser.add_argument("--name", required=True, help="served model name: <export-dir>/<name>/<version>")
     data = parser.add_argument_group("evaluation data (default: the run's config.json)")
-    data.add_argument("--dataset", help="cifar10, cifar100, fashion_mnist, mnist or image_folder")
+    data.add_argument("--dataset", help="cifar10, cifar100, fashion_mnist, mnist (in memory); folder, tfrecord, "
+                      "tfds:NAME (streamed)")
     data.add_argument("--data-dir", help="a local copy of the dataset (see the recipes' --help)")
     data.add_argument("--image-size", type=int, help="resize image-folder images to N×N")
     data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
@@ -280,12 +281,15 @@ def _export(args):
         return result
     if dataset_name is None:
         raise ExportError(f"Expected --dataset (no config.json next to the run of {model_path}). Received: none")
-    dataset = load_dataset(
+    dataset = open_dataset(
         dataset_name,
         args.data_dir or config.get("data_dir"),
         download=not args.no_download,
         image_size=args.image_size or config.get("image_size"),
+        validation=config.get("validation_share", 0.05),
+        seed=config.get("seed", 0),
     )
-    result = export_for_dataset(model, dataset, args, name=args.name, training_command=config.get("command"))
+    result = export_for_dataset(model, dataset, args, name=args.name, training_command=config.get("command"),
+                                crop=config.get("crop", "pad"))
     refuse_unpushed(result)
     return result
