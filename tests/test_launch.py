@@ -20,6 +20,7 @@ from tests.helpers import quadrant_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 JOB = ROOT / "tests" / "train" / "multi_worker_job.py"
+IDS_JOB = ROOT / "tests" / "data" / "worker_ids_job.py"
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -124,3 +125,27 @@ def test_bad_arguments(tmp_path):
         launch.main(["--workers", "0", str(JOB)])
     with pytest.raises(SystemExit):
         launch.main([str(tmp_path / "missing.py")])
+
+
+def test_one_epoch_of_streamed_input_gives_every_example_to_exactly_one_worker(tmp_path):
+    """TFRecord shards (whole shards per worker) and an image folder (files per worker) under two real workers."""
+    from kvision.data import ImageDataset
+    from kvision.data.tfrecord import write_tfrecords
+    from tests.data.streams import write_folder
+
+    count = 32  # label i is example i: 32 one-example classes
+    images = np.random.default_rng(0).integers(0, 256, (count, 8, 8, 1), np.uint8)
+    labels = np.arange(count)
+    names = [f"c{i:02d}" for i in range(count)]
+    write_tfrecords(ImageDataset("ids", names, (images, labels), (images[:1], labels[:1]), "test"),
+                    tmp_path / "data" / "tfrecord", shards=4)
+    for split in ("train", "test"):  # one image per class folder: its class index is unique too
+        write_folder(tmp_path / "data" / "folder" / split, images, labels, fmt="png")
+    run = subprocess.run([sys.executable, "-m", "kvision.launch", "--workers", "2", "--", str(IDS_JOB),
+                          str(tmp_path / "data"), str(tmp_path)], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for source in ("tfrecord", "folder"):
+        first, second = (json.loads((tmp_path / f"{source}-worker{i}.json").read_text()) for i in (0, 1))
+        assert len(first) == len(second) == count // 2, source
+        assert sorted(first + second) == list(range(count)), f"{source}: every example once across the workers"
