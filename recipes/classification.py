@@ -25,6 +25,7 @@ from pathlib import Path
 
 from kvision.data import channel_stats, open_dataset, train_validation_split
 from kvision.data.crop import CROPS
+from kvision.data.service import check_address
 from kvision.data.stream import CROP_SCALE, StreamedDataset, stream_pipeline
 from kvision.data.stream_checks import naming_bad_images, sample_arrays, sample_channel_stats, skipped_images
 from kvision.errors import DataError
@@ -42,7 +43,8 @@ from kvision.train.schedules import SCHEDULES
 
 ROBUSTNESS_STEPS = 20
 INCEPTION_MIN_SIZE = 64  # --crop auto: Inception crops for streamed images of at least this side
-EVALUATION_ONLY = ("robustness_eps", "robustness_examples")  # settings a finished run may change: it evaluates again
+# Settings a run may be resumed with other values of: evaluation only, or where the same examples come from.
+EVALUATION_ONLY = ("robustness_eps", "robustness_examples", "data_service")
 
 
 def build_parser(description, defaults):
@@ -68,6 +70,9 @@ def build_parser(description, defaults):
                            "validation split (folder: by a hash of each file's path; tfds: split slicing)")
     data.add_argument("--skip-bad-images", action="store_true",
                       help="streamed: skip images that fail to decode and name them at the end (default: stop)")
+    data.add_argument("--data-service", metavar="grpc://HOST:PORT",
+                      help="streamed: read, decode and augment the training images on this tf.data service "
+                           "(python -m kvision.data.service starts one on 127.0.0.1)")
 
     model = parser.add_argument_group("model")
     model.add_argument("--model", help=f"one of: {', '.join(list_models('classifier'))}")
@@ -189,9 +194,14 @@ def run(args, *, may_change):
     get_builder(args.model, "classifier")  # fail on an unknown name or export flag before loading any data
     check_export_arguments(args)
     check_adversarial_arguments(args)
+    if args.data_service:
+        check_address(args.data_service)
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     dataset = open_data(args)
     streamed = isinstance(dataset, StreamedDataset)
+    if args.data_service and not streamed:
+        raise DataError(f"--data-service needs a streamed dataset (folder, tfrecord, tfds:NAME); {args.dataset} is "
+                        f"held in memory. Received: --dataset {args.dataset}")
     if streamed:
         image_shape, train, validation, test, mean, std = streamed_inputs(dataset, args)
         counts = dataset.counts()
@@ -242,7 +252,8 @@ def run(args, *, may_change):
         early_stopping_patience=args.early_stopping,
         strategy=strategy,
         wrap=wrap,
-        **({"crop_scale": tuple(args.crop_scale), **stream_options} if streamed else {}),
+        **({"crop_scale": tuple(args.crop_scale), "data_service": args.data_service, **stream_options}
+           if streamed else {}),
     )
     train_seconds = time.time() - start
 

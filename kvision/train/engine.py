@@ -13,9 +13,11 @@ import warnings
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from kvision.data import make_pipeline
 from kvision.data.decode import ImageLimits
+from kvision.data.service import distribute
 from kvision.data.stream import CROP_SCALE, StreamSplit, stream_pipeline
 from kvision.data.stream_checks import naming_bad_images
 from kvision.errors import DataError, ModelError
@@ -122,6 +124,7 @@ def fit_classifier(
     crop_scale=CROP_SCALE,
     skip_bad_images=False,
     image_limits=ImageLimits(),
+    data_service=None,
     seed=None,
     mixed_precision=False,
     xla=False,
@@ -164,6 +167,9 @@ def fit_classifier(
         crop, crop_scale, skip_bad_images, image_limits: for streams, see
             ``kvision.data.stream.stream_pipeline`` ("inception" crops need a
             stream).
+        data_service: ``grpc://HOST:PORT`` of a tf.data service dispatcher
+            that runs the training stream's reading, decoding and
+            augmentation (``kvision.data.service``); streams only.
         mixed_precision: train under the ``mixed_float16`` policy with
             dynamic loss scaling.
         xla: compile the train step with XLA (``jit_compile``).
@@ -179,8 +185,9 @@ def fit_classifier(
     run_dir = Path(run_dir)
     strategy = strategy or get_strategy()
     streamed = isinstance(train, StreamSplit)
-    if crop != "pad" and not streamed:
-        raise DataError(f"Expected a streamed training split for crop={crop!r}. Received: arrays")
+    if (crop != "pad" or data_service) and not streamed:
+        option = f"crop={crop!r}" if crop != "pad" else f"data_service={data_service!r}"
+        raise DataError(f"Expected a streamed training split for {option}. Received: arrays")
     count = train.count if streamed else len(train[0])
     global_batch = global_batch_size(strategy, batch_size, count)
     steps_per_epoch = count // global_batch
@@ -206,10 +213,11 @@ def fit_classifier(
     if streamed:
         network = getattr(model, "network", model)
         if not skip_bad_images:
-            guard = naming_bad_images([s for s in (train, validation) if s is not None], network.input_shape[-1], image_limits)
+            splits = [split for split in (train, validation) if split is not None]
+            guard = naming_bad_images(splits, network.input_shape[-1], image_limits)
         train_ds, val_ds = stream_inputs(
-            strategy, train, validation, global_batch=global_batch, image_shape=tuple(network.input_shape[1:]),
-            num_classes=num_classes, seed=seed, crop=crop, crop_scale=crop_scale, crop_padding=crop_padding,
+            strategy, train, validation, global_batch=global_batch, data_service=data_service,
+            image_shape=tuple(network.input_shape[1:]), num_classes=num_classes, seed=seed, crop=crop, crop_scale=crop_scale, crop_padding=crop_padding,
             flip=flip, cutout=cutout, limits=image_limits, skip_bad_images=skip_bad_images,
         )
     else:
@@ -230,18 +238,23 @@ def fit_classifier(
         )
 
 
-def stream_inputs(strategy, train, validation, *, global_batch, **pipeline):
+def stream_inputs(strategy, train, validation, *, global_batch, data_service=None, **pipeline):
     """``fit``'s training input (repeated) and validation input (one pass, or None) of streamed splits.
 
     Under a multi-replica strategy each input pipeline (one per worker)
     reads its own part of the files in batches of the per-replica size, so
-    no worker reads what another trains on. ``pipeline``: ``stream_pipeline``'s options.
+    no worker reads what another trains on. With ``data_service``, the
+    training input is produced by that tf.data service. ``pipeline``:
+    ``stream_pipeline``'s options.
     """
     def make(split, training):
         def per_pipeline(context=None):
             batch = global_batch if context is None else context.get_per_replica_batch_size(global_batch)
             dataset = stream_pipeline(split, batch_size=batch, training=training, input_context=context, **pipeline)
-            return dataset.repeat() if training else dataset
+            if not training:
+                return dataset
+            dataset = dataset.repeat()
+            return distribute(dataset, data_service).prefetch(tf.data.AUTOTUNE) if data_service else dataset
 
         if strategy.num_replicas_in_sync == 1:
             return per_pipeline()

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from kvision.data import ImageDataset
 from kvision.data.stream import StreamedDataset
 from kvision.errors import DataError
 from tests.data.streams import file_split, write_folder
@@ -44,10 +45,9 @@ def arguments(tmp_path, *extra):
             "--tflite", "", *extra]
 
 
-def test_streamed_folder_trains_with_inception_crops_and_exports(recipe, tmp_path, monkeypatch):
-    dataset, _ = folder_dataset(tmp_path / "data")
-    monkeypatch.setattr(recipe, "open_data", lambda args: dataset)
-    summary = recipe.main(arguments(tmp_path))
+def test_streamed_folder_trains_with_inception_crops_and_exports(recipe, tmp_path):
+    folder_dataset(tmp_path / "data")  # train/c*/ and test/c*/ JPEGs, read by the real folder source
+    summary = recipe.main(arguments(tmp_path, "--data-dir", str(tmp_path / "data")))
     assert summary["crop"] == "inception" and summary["blessed"] is True
     export = tmp_path / "exports" / "folder_cnn" / "3"
     evaluation = json.loads((export / "evaluation.json").read_text())
@@ -72,3 +72,17 @@ def test_skip_bad_images_reports_them(recipe, tmp_path, monkeypatch, capsys):
     skipped = summary["skipped_images"]["train"]
     assert skipped["count"] == 2 and [name.split(": ")[0] for name in skipped["first"]] == [str(paths[5]), str(paths[9])]
     assert "skipped 2 image(s) that failed to decode, first: " in capsys.readouterr().out
+
+
+def test_a_data_service_needs_a_streamed_dataset(recipe, tmp_path, monkeypatch):
+    images, labels = quadrant_images(40, size=16)
+    monkeypatch.setattr(recipe, "open_data", lambda args: ImageDataset("mnist", list("abcd"), (images, labels),
+                                                                       (images, labels), "memory"))
+    refusals = (("localhost", "Expected --data-service as grpc://HOST:PORT"),
+                ("grpc://localhost:5050", "--data-service needs a streamed dataset .* Received: --dataset mnist"))
+    for address, message in refusals:
+        flags = [*arguments(tmp_path), "--dataset", "mnist", "--data-service", address]
+        args = recipe.build_parser("", {}).parse_args(flags)
+        with pytest.raises(DataError, match=message):
+            recipe.run(args, may_change=())
+    assert not (tmp_path / "run").exists()

@@ -95,3 +95,19 @@ def test_two_replicas_read_disjoint_parts_and_train_as_one(tmp_path):
     assert runs["one"]["steps"] == runs["two"]["steps"] == [6, 6, 6]
     np.testing.assert_allclose(runs["two"]["loss"], runs["one"]["loss"], rtol=0.3)
     assert runs["two"]["loss"][-1] < runs["two"]["loss"][0]
+
+
+def test_a_tf_data_service_produces_the_training_stream(tmp_path):
+    from kvision.data.service import LocalService
+
+    service = LocalService(workers=1)
+    try:
+        counter = CountSteps()
+        result = fit_classifier(small_cnn, memory_split(*TRAIN), memory_split(*VAL), run_dir=tmp_path / "run",
+                                callbacks=[counter], data_service=service.address, **COMMON)
+    finally:
+        service.stop()
+    assert counter.steps == [96 // 16] * 3
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    with pytest.raises(DataError, match="Expected a streamed training split for data_service='grpc://"):
+        fit_classifier(small_cnn, TRAIN, run_dir=tmp_path / "arrays", data_service=service.address, **COMMON)
