@@ -101,7 +101,7 @@ def test_an_export_differing_by_1e_3_at_ordinary_logits_is_refused(trained_cnn, 
     kernel, bias = shifted.get_layer("logits").get_weights()
     shifted.get_layer("logits").set_weights([kernel, bias + 1e-3])  # what a stale or wrong variable looks like
     archive = push.classifier_archive
-    monkeypatch.setattr(push, "classifier_archive", lambda model, names, limits: archive(shifted, names, limits))
+    monkeypatch.setattr(push, "classifier_archive", lambda model, *args: archive(shifted, *args))
     result = export(trained_cnn, quadrants, tmp_path, version=1)
     failed = {c.name: c for c in result.failed_checks}
     assert not result.blessed and set(failed) == {f"SavedModel {s} max abs Δlogit" for s in SIGNATURES}
