@@ -1,7 +1,7 @@
 """``python -m kvision.data.convert``: write any dataset kvision reads as TFRecord shards with a manifest.
 
     python -m kvision.data.convert --dataset fashion_mnist --output ~/data/fashion_mnist_tfrecord
-    python -m kvision.data.convert --dataset image_folder --data-dir ~/flowers --output ~/data/flowers \\
+    python -m kvision.data.convert --dataset folder --data-dir ~/flowers --output ~/data/flowers \\
         --image-size 224 --format jpeg --validation-size 0.05 --shards 16
 
 Then train from them with ``--dataset tfrecord --data-dir OUTPUT``. The
@@ -13,14 +13,14 @@ import argparse
 import shlex
 import sys
 
-from kvision.data.load import DATASET_NAMES, load_dataset
+from kvision.data.sources import SOURCE_NAMES, open_dataset
 from kvision.data.tfrecord import IMAGE_FORMATS, SHARD_BYTES, write_tfrecords
 from kvision.errors import exit_on_error
 
 
 def open_source(name, data_dir, image_size, download):
-    """The dataset to convert: an ``ImageDataset`` or a ``StreamedDataset``."""
-    return load_dataset(name, data_dir, download=download, image_size=image_size)
+    """The dataset to convert, in memory or streamed; no validation is carved here (--validation-size does it)."""
+    return open_dataset(name, data_dir, download=download, image_size=image_size, validation=0)
 
 
 def build_parser():
@@ -29,7 +29,7 @@ def build_parser():
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     source = parser.add_argument_group("source")
-    source.add_argument("--dataset", required=True, help=f"the dataset to read: {', '.join(DATASET_NAMES)}")
+    source.add_argument("--dataset", required=True, help=f"the dataset to read: {', '.join(SOURCE_NAMES)}")
     source.add_argument("--data-dir", help="where it is (a folder, archive or file); default: the usual places")
     source.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
     output = parser.add_argument_group("output")

@@ -38,6 +38,19 @@ def test_idx_files_to_shards_and_back(tmp_path, capsys):
     assert manifest["class_names"][0] == "T-shirt/top" and manifest["origin"] == str(tmp_path / "fm")
 
 
+def test_a_streamed_folder_keeps_its_files_bytes(tmp_path, capsys):
+    from tests.data.streams import write_folder
+
+    images = writers.random_images(6, 8, 8, 3)
+    paths = write_folder(tmp_path / "photos" / "train", images, [0, 1, 0, 1, 0, 1], fmt="jpeg")
+    write_folder(tmp_path / "photos" / "test", images[:2], [0, 1], fmt="jpeg")
+    main(["--dataset", "folder", "--data-dir", str(tmp_path / "photos"), "--output", str(tmp_path / "shards")])
+    assert "train 6 examples in 1 shards, test 2 examples in 1 shards" in capsys.readouterr().out
+    stored = {i.decode(): encoded for encoded, _, i in open_tfrecords(tmp_path / "shards").splits["train"].read()
+              .as_numpy_iterator()}
+    assert stored == {str(path): path.read_bytes() for path in paths}  # JPEG bytes kept as they were
+
+
 def test_cifar_with_image_size_and_validation(tmp_path, capsys):
     writers.write_cifar10_binary(tmp_path, per_batch=6)
     output = tmp_path / "shards"
