@@ -250,6 +250,17 @@ def check_batch(inputs, item_shape, limits, *, what):
         return tf.identity(inputs)
 
 
+def decode_center(encoded, image_shape, limits=ImageLimits()):
+    """The evaluation view of an Inception-crop model: the central window, resized to uint8 ``image_shape``.
+
+    The one definition the streamed evaluation and the exported signatures share (``kvision.data.crop``).
+    """
+    height, width, channels = image_shape
+    window = functools.partial(center_window, size=(height, width))
+    image = resize_to(decode_image(encoded, channels, limits, window=window), (height, width))
+    return tf.ensure_shape(image, image_shape)
+
+
 def decode_images(image_bytes, image_shape, limits=ImageLimits(), *, signature="serving_default", eval_crop="resize"):
     """A batch of encoded images (string ``[N]``) as float32 ``[N, H, W, C]`` in 0..255.
 
@@ -269,9 +280,7 @@ def decode_images(image_bytes, image_shape, limits=ImageLimits(), *, signature="
 
     def decode_one(encoded):
         if eval_crop == "center":
-            window = functools.partial(center_window, size=(height, width))
-            image = tf.cast(resize_to(decode_image(encoded, channels, limits, window=window), (height, width)), tf.float32)
-            return tf.ensure_shape(image, image_shape)
+            return tf.cast(decode_center(encoded, image_shape, limits), tf.float32)
         image = decode_image(encoded, channels, limits)
         same_size = tf.reduce_all(tf.shape(image)[:2] == (height, width))
         image = tf.cond(

@@ -18,8 +18,8 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from kvision.data.augment import augment_batch
-from kvision.data.crop import CROPS, center_window, random_window, resize_to
-from kvision.data.decode import ImageLimits, decode_image
+from kvision.data.crop import CROPS, random_window, resize_to
+from kvision.data.decode import ImageLimits, decode_center, decode_image
 from kvision.errors import DataError
 
 SPLITS = ("train", "validation", "test")
@@ -96,13 +96,10 @@ def load_example(encoded, image_shape, limits, *, crop="pad", window_seed=None, 
     of ``crop_scale`` of the area; else the evaluation view: the central
     window (``"inception"``) or the whole image (``"pad"``), resized.
     """
+    if crop == "inception" and window_seed is None:
+        return decode_center(encoded, image_shape, limits)
     height, width, channels = image_shape
-    if crop == "inception" and window_seed is not None:
-        window = functools.partial(random_window, seed=window_seed, scale=crop_scale)
-    elif crop == "inception":
-        window = functools.partial(center_window, size=(height, width))
-    else:
-        window = None
+    window = None if crop != "inception" else functools.partial(random_window, seed=window_seed, scale=crop_scale)
     image = resize_to(decode_image(encoded, channels, limits, window=window), (height, width))
     return tf.ensure_shape(image, image_shape)
 
