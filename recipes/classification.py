@@ -18,6 +18,7 @@ or ``<export-dir>/.rejected/<name>/<version>/`` when a check fails.
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import time
 from functools import partial
@@ -38,8 +39,6 @@ from kvision.train.adversarial import check_attack
 from kvision.train.cli import add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe, untrained_settings
 from kvision.train.engine import OPTIMIZERS
 from kvision.train.schedules import SCHEDULES
-
-
 
 ROBUSTNESS_STEPS = 20
 INCEPTION_MIN_SIZE = 64  # --crop auto: Inception crops for streamed images of at least this side
@@ -62,17 +61,9 @@ def build_parser(description, defaults):
         "default: look in the usual places, then TFDS",
     )
     data.add_argument("--no-download", action="store_true", help="never try TFDS downloads")
-    data.add_argument("--image-size", type=int, help="the model's N×N input: images are resized (and cropped) to it")
     data.add_argument("--validation-size", type=int,
                       help="training examples held out for validation (in-memory datasets: cifar10, fashion_mnist …)")
-    data.add_argument("--validation-share", type=float,
-                      help="share of a streamed dataset's training data carved for validation when it has no "
-                           "validation split (folder: by a hash of each file's path; tfds: split slicing)")
-    data.add_argument("--skip-bad-images", action="store_true",
-                      help="streamed: skip images that fail to decode and name them at the end (default: stop)")
-    data.add_argument("--data-service", metavar="grpc://HOST:PORT",
-                      help="streamed: read, decode and augment the training images on this tf.data service "
-                           "(python -m kvision.data.service starts one on 127.0.0.1)")
+    add_stream_arguments(data)
 
     model = parser.add_argument_group("model")
     model.add_argument("--model", help=f"one of: {', '.join(list_models('classifier'))}")
@@ -90,12 +81,7 @@ def build_parser(description, defaults):
     optim.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without improvement")
 
     augment = parser.add_argument_group("augmentation")
-    augment.add_argument("--crop", choices=("auto", *CROPS),
-                         help="pad: pad-and-random-crop, whole images at evaluation; inception (streamed only): "
-                              "random-resized crops, central 87.5%% at evaluation and export; "
-                              f"auto: inception for streamed data at {INCEPTION_MIN_SIZE}+ px, else pad")
-    augment.add_argument("--crop-scale", type=float, nargs=2, metavar=("MIN", "MAX"),
-                         help="area fraction of an inception training crop")
+    add_crop_arguments(augment)
     augment.add_argument("--crop-padding", type=int, help="pad-and-random-crop padding, pixels (0: off)")
     augment.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
     augment.add_argument("--cutout", type=int, help="side of a random erased square, pixels (0: off)")
@@ -120,7 +106,6 @@ def build_parser(description, defaults):
     parser.set_defaults(
         **{
             "validation_size": 5000,
-            "validation_share": 0.05,
             "epochs": 30,
             "batch_size": 128,
             "optimizer": "sgd",
@@ -130,8 +115,6 @@ def build_parser(description, defaults):
             "schedule": "cosine",
             "warmup_epochs": 0.0,
             "label_smoothing": 0.0,
-            "crop": "auto",
-            "crop_scale": list(CROP_SCALE),
             "crop_padding": 4,
             "cutout": 0,
             "seed": 0,
@@ -141,6 +124,29 @@ def build_parser(description, defaults):
         }
     )
     return parser
+
+
+def add_stream_arguments(data):
+    """The flags of streamed datasets, in a recipe's "data" group: image size, validation share, bad images, service."""
+    data.add_argument("--image-size", type=int, help="the model's N×N input: images are resized (and cropped) to it")
+    data.add_argument("--validation-share", type=float, default=0.05,
+                      help="share of a streamed dataset's training data carved for validation when it has no "
+                           "validation split (folder: by a hash of each file's path; tfds: split slicing)")
+    data.add_argument("--skip-bad-images", action="store_true",
+                      help="streamed: skip images that fail to decode and name them at the end (default: stop)")
+    data.add_argument("--data-service", metavar="grpc://HOST:PORT",
+                      help="streamed: read, decode and augment the training images on this tf.data service "
+                           "(python -m kvision.data.service starts one on 127.0.0.1)")
+
+
+def add_crop_arguments(augment):
+    """``--crop`` and ``--crop-scale``, in a recipe's "augmentation" group."""
+    augment.add_argument("--crop", choices=("auto", *CROPS), default="auto",
+                         help="pad: pad-and-random-crop, whole images at evaluation; inception (streamed only): "
+                              "random-resized crops, central 87.5%% at evaluation and export; "
+                              f"auto: inception for streamed data at {INCEPTION_MIN_SIZE}+ px, else pad")
+    augment.add_argument("--crop-scale", type=float, nargs=2, metavar=("MIN", "MAX"), default=list(CROP_SCALE),
+                         help="area fraction of an inception training crop")
 
 
 def check_adversarial_arguments(args):
@@ -168,21 +174,123 @@ def resolve_crop(args, streamed, image_shape):
     return args.crop
 
 
-def streamed_inputs(dataset, args):
-    """``(image_shape, train, validation, test, mean, std)`` of a ``StreamedDataset``; the statistics' sample is read here.
+@dataclasses.dataclass
+class RecipeData:
+    """A recipe's data, opened and checked: the splits (arrays or ``StreamSplit``s), the input shape, the crop."""
 
-    So an unreadable image among it fails before anything is written to the run directory.
+    dataset: object  # ImageDataset or StreamedDataset
+    image_shape: tuple
+    train: object
+    validation: object
+    test: object
+    mean: object  # per-channel statistics of the training images (a bounded sample of a stream)
+    std: object
+    crop: str
+    skip_bad_images: bool = False
+
+    @property
+    def streamed(self):
+        return isinstance(self.dataset, StreamedDataset)
+
+    @property
+    def stream_options(self):
+        """``crop`` and ``skip_bad_images`` for everything that reads a stream; nothing for arrays."""
+        return dict(crop=self.crop, skip_bad_images=self.skip_bad_images) if self.streamed else {}
+
+    def fit_options(self, args):
+        """The stream's keyword arguments of ``fit_classifier`` (augmentation window, service); nothing for arrays."""
+        if not self.streamed:
+            return {}
+        return dict(crop_scale=tuple(args.crop_scale), data_service=args.data_service, **self.stream_options)
+
+
+def prepare_data(args, check_model):
+    """Open and check the data ``args`` name, before anything is written to the run directory.
+
+    ``check_model(image_shape, num_classes)`` raises for a shape the model
+    cannot take; it runs before any image is read. A streamed dataset's
+    statistics come from a bounded sample of its training images, read here,
+    so an unreadable image among them fails now. Prints one line about the data.
     """
-    size = (args.image_size,) * 2 if args.image_size else dataset.image_size
-    if size is None:
-        raise DataError(f"{dataset.origin}: images of several sizes need --image-size. Received: none")
-    image_shape = (*size, dataset.channels)
-    build(args.model, image_shape, dataset.num_classes)  # fail on a shape it cannot take, before reading images
-    train = dataset.splits["train"]
-    with naming_bad_images([train], dataset.channels):
-        mean, std = sample_channel_stats(train, image_shape, crop=resolve_crop(args, True, image_shape),
-                                         skip_bad_images=args.skip_bad_images, seed=args.seed)
-    return image_shape, train, dataset.splits.get("validation"), dataset.splits["test"], mean, std
+    if args.data_service:
+        check_address(args.data_service)
+    dataset = open_data(args)
+    streamed = isinstance(dataset, StreamedDataset)
+    if args.data_service and not streamed:
+        raise DataError(f"--data-service needs a streamed dataset (folder, tfrecord, tfds:NAME); {args.dataset} is "
+                        f"held in memory. Received: --dataset {args.dataset}")
+    if streamed:
+        size = (args.image_size,) * 2 if args.image_size else dataset.image_size
+        if size is None:
+            raise DataError(f"{dataset.origin}: images of several sizes need --image-size. Received: none")
+        image_shape = (*size, dataset.channels)
+        check_model(image_shape, dataset.num_classes)
+        crop = resolve_crop(args, True, image_shape)
+        train, validation, test = (dataset.splits.get(split) for split in ("train", "validation", "test"))
+        with naming_bad_images([train], dataset.channels):
+            mean, std = sample_channel_stats(train, image_shape, crop=crop, skip_bad_images=args.skip_bad_images,
+                                             seed=args.seed)
+        counts = dataset.counts()
+    else:
+        image_shape = dataset.image_shape
+        check_model(image_shape, dataset.num_classes)
+        crop = resolve_crop(args, False, image_shape)
+        train, validation = train_validation_split(*dataset.train, args.validation_size, seed=args.seed)
+        validation = validation if len(validation[0]) else None
+        test = dataset.test
+        mean, std = channel_stats(train[0])
+        counts = {"train": len(train[0]), "validation": len(validation[0]) if validation else 0, "test": len(test[0])}
+    args.crop = crop  # config.json records the crop the model sees
+    print(f"data: {dataset.name} from {dataset.origin}: "
+          + ", ".join(f"{counts.get(split, 0)} {split}" for split in ("train", "validation", "test"))
+          + f", {image_shape}, {crop} crops")
+    return RecipeData(dataset, image_shape, train, validation, test, mean, std, crop,
+                      skip_bad_images=streamed and args.skip_bad_images)
+
+
+def evaluate_test(model, data, run_dir):
+    """``evaluate_classifier`` on the whole test split (a stream batch by batch); every worker runs it, the chief's files stay."""
+    with worker_dir(run_dir) as out_dir:
+        paths = run_paths(out_dir)
+        test_input, naming = data.test, contextlib.nullcontext()
+        if data.streamed:
+            batches = stream_pipeline(data.test, image_shape=data.image_shape, batch_size=256, training=False,
+                                      **data.stream_options)
+            test_input, naming = (batches, None), naming_bad_images([data.test], data.dataset.channels)
+        with naming:
+            return evaluate_classifier(model, *test_input, data.dataset.class_names, out_dir / "evaluation",
+                                       history_csv=paths["history"], log_dir=paths["logs"])
+
+
+def export_trained(model, data, args, report, *, name):
+    """The verified export of a trained classifier with the export flags of ``args`` (the chief's job)."""
+    return export_for_dataset(
+        model, data.dataset, args, name=name, seed=args.seed,
+        metrics={k: v for k, v in report.items() if k in ("top5_accuracy", "macro_f1")},
+        training_command=" ".join(sys.argv), **data.stream_options,
+    )
+
+
+def summarise(data, report, *, run_dir, train_seconds, **fields):
+    """The summary a recipe prints: ``fields``, the data, the test figures and where the report is."""
+    summary = {
+        **fields,
+        "dataset": data.dataset.name,
+        "crop": data.crop,
+        "test_accuracy": report["accuracy"],
+        "test_top5_accuracy": report.get("top5_accuracy"),
+        "train_seconds": round(train_seconds, 1),
+        "run_dir": str(run_dir),
+        "report": str(run_dir / "evaluation" / "report.json"),
+    }
+    if data.skip_bad_images:
+        summary["skipped_images"] = report_skipped(data.dataset)
+    return summary
+
+
+def default_name(args, model):
+    """``<dataset>_<model>``, safe as a directory name (``tfds:NAME/config``)."""
+    return f"{args.dataset}_{model}".replace(":", "_").replace("/", "_")
 
 
 def run(args, *, may_change):
@@ -194,45 +302,21 @@ def run(args, *, may_change):
     get_builder(args.model, "classifier")  # fail on an unknown name or export flag before loading any data
     check_export_arguments(args)
     check_adversarial_arguments(args)
-    if args.data_service:
-        check_address(args.data_service)
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
-    dataset = open_data(args)
-    streamed = isinstance(dataset, StreamedDataset)
-    if args.data_service and not streamed:
-        raise DataError(f"--data-service needs a streamed dataset (folder, tfrecord, tfds:NAME); {args.dataset} is "
-                        f"held in memory. Received: --dataset {args.dataset}")
-    if streamed:
-        image_shape, train, validation, test, mean, std = streamed_inputs(dataset, args)
-        counts = dataset.counts()
-    else:
-        image_shape = dataset.image_shape
-        build(args.model, image_shape, dataset.num_classes)  # fail on a shape it cannot take, before any output
-        train, validation = train_validation_split(*dataset.train, args.validation_size, seed=args.seed)
-        validation = validation if len(validation[0]) else None
-        test = dataset.test
-        mean, std = channel_stats(train[0])
-        counts = {"train": len(train[0]), "validation": len(validation[0]) if validation else 0, "test": len(test[0])}
-    crop = args.crop = resolve_crop(args, streamed, image_shape)  # config.json records the crop the model sees
-    print(f"data: {dataset.name} from {dataset.origin}: "
-          + ", ".join(f"{counts.get(split, 0)} {split}" for split in ("train", "validation", "test"))
-          + f", {image_shape}, {crop} crops")
-
-    default_name = f"{args.dataset}_{args.model}".replace(":", "_").replace("/", "_")  # tfds:NAME/config
-    name = args.name or default_name
-    run_dir = Path(args.run_dir or f"runs/{default_name}")
+    data = prepare_data(args, lambda shape, classes: build(args.model, shape, classes))
+    name = args.name or default_name(args, args.model)
+    run_dir = Path(args.run_dir or f"runs/{default_name(args, args.model)}")
     open_recipe_run(run_dir, args, may_change)
 
     wrap = None
     if args.adversarial_eps is not None:
         wrap = partial(AdversarialTraining, epsilon=args.adversarial_eps, steps=args.adversarial_steps,
                        step_size=args.adversarial_step_size)
-    stream_options = dict(crop=crop, skip_bad_images=args.skip_bad_images) if streamed else {}
     start = time.time()
     result = fit_or_load(  # a finished training is loaded: a re-run after a failed export exports again
-        lambda: build(args.model, image_shape, dataset.num_classes, mean=mean, std=std),
-        train,
-        validation,
+        lambda: build(args.model, data.image_shape, data.dataset.num_classes, mean=data.mean, std=data.std),
+        data.train,
+        data.validation,
         run_dir=run_dir,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -252,44 +336,20 @@ def run(args, *, may_change):
         early_stopping_patience=args.early_stopping,
         strategy=strategy,
         wrap=wrap,
-        **({"crop_scale": tuple(args.crop_scale), "data_service": args.data_service, **stream_options}
-           if streamed else {}),
+        **data.fit_options(args),
     )
     train_seconds = time.time() - start
-
-    with worker_dir(run_dir) as out_dir:  # every worker evaluates; the chief's files are kept
-        paths = run_paths(out_dir)
-        test_input, naming = test, contextlib.nullcontext()
-        if streamed:  # batch by batch over the whole test split
-            batches = stream_pipeline(test, image_shape=image_shape, batch_size=256, training=False, **stream_options)
-            test_input, naming = (batches, None), naming_bad_images([test], dataset.channels)
-        with naming:
-            report = evaluate_classifier(
-                result.model, *test_input, dataset.class_names, out_dir / "evaluation",
-                history_csv=paths["history"], log_dir=paths["logs"],
-            )
+    report = evaluate_test(result.model, data, run_dir)
     export = robustness = None
     if is_chief():
         if args.robustness_eps:
-            attacked = (sample_arrays(test, image_shape, args.robustness_examples, seed=None, **stream_options)
-                        if streamed else [split[: args.robustness_examples] for split in test])
+            attacked = (sample_arrays(data.test, data.image_shape, args.robustness_examples, seed=None,
+                                      **data.stream_options)
+                        if data.streamed else [split[: args.robustness_examples] for split in data.test])
             robustness = robustness_report(result.model, *attacked, epsilons=args.robustness_eps,
                                            steps=ROBUSTNESS_STEPS, out_dir=run_dir / "evaluation")
-        export = export_for_dataset(
-            result.model, dataset, args, name=name, seed=args.seed,
-            metrics={k: v for k, v in report.items() if k in ("top5_accuracy", "macro_f1")},
-            training_command=" ".join(sys.argv), **stream_options,
-        )
-    summary = {
-        "model": args.model,
-        "dataset": dataset.name,
-        "crop": crop,
-        "test_accuracy": report["accuracy"],
-        "test_top5_accuracy": report.get("top5_accuracy"),
-        "train_seconds": round(train_seconds, 1),
-        "run_dir": str(run_dir),
-        "report": str(run_dir / "evaluation" / "report.json"),
-    }
+        export = export_trained(result.model, data, args, report, name=name)
+    summary = summarise(data, report, run_dir=run_dir, train_seconds=train_seconds, model=args.model)
     if robustness:
         epsilons = [f"{epsilon:g}" for epsilon in robustness["epsilons"]]
         summary["robustness"] = {
@@ -298,8 +358,6 @@ def run(args, *, may_change):
             "pgd_accuracy": dict(zip(epsilons, robustness["pgd_accuracy"])),
             "report": str(run_dir / "evaluation" / "robustness.json"),
         }
-    if streamed and args.skip_bad_images:
-        summary["skipped_images"] = report_skipped(dataset)
     return finish(summary, export)
 
 

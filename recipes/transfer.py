@@ -1,9 +1,31 @@
-"""Transfer learning: fine-tuning a pretrained backbone vs training from scratch, with few labels.
+"""Transfer learning: fine-tune a pretrained backbone on your images, or measure what pretraining buys with few labels.
 
-    python recipes/transfer.py                                   # cnn on Fashion-MNIST, classes 0-4 → 5-9
+    python recipes/transfer.py --backbone EfficientNetB0 --dataset folder --data-dir ~/photos --image-size 224
+    python recipes/transfer.py --backbone ResNet50V2 --weights ~/resnet50v2_notop.h5 --dataset tfds:tf_flowers \
+        --image-size 224 --head-lr 0.01 --finetune-lr 0.001
+    python recipes/transfer.py                                   # the study: cnn on Fashion-MNIST, classes 0-4 → 5-9
     python recipes/transfer.py --model resnet20 --shares 0.01 0.05 0.2
     python recipes/transfer.py --trainable head --epochs 0       # linear probe of the pretrained features
-    python recipes/transfer.py --data-dir ~/data/fashion-mnist   # the four IDX .gz files
+
+**Fine-tuning** (``--backbone``): a Keras Applications backbone
+(``EfficientNetB0``, ``ResNet50V2``, ``MobileNetV2`` …, with ``--weights
+imagenet`` — Keras downloads them — or a local weights file of the model
+without its top), or a ``.keras`` backbone or kvision classifier, gets a new
+head for every class of ``--dataset`` — any source of
+``recipes/classification.py``: in memory, an image folder, TFRecord shards or
+``tfds:NAME``, streamed from disk — and is fine-tuned on its training split
+(``kvision.train.fine_tune``: the head for ``--head-epochs`` at
+``--head-lr`` on the frozen backbone, then the ``--trainable`` stages with it
+for ``--epochs`` at ``--finetune-lr``, BatchNormalization frozen; the best
+validation epoch is kept). Streamed images of 64+ px train on Inception crops
+(random-resized crop + flip) and are evaluated and served on the central
+87.5 % (``--crop``). The test split is evaluated once and the model exported
+like ``recipes/classification.py``'s (``--export-dir``, verified, BLESSED).
+ImageNet backbones usually want lower rates than the defaults, which suit the
+study below (e.g. ``--head-lr 0.01 --finetune-lr 0.001``, the tenfold drop of
+the Keras transfer-learning guide).
+
+**The few-label study** (no ``--backbone``; an in-memory dataset):
 
 1. Pretrain ``--model`` on the training images of ``--source-classes``
    (``--validation-size`` of them held out to pick the best epoch).
@@ -36,9 +58,11 @@ pretraining and shares already in results.json are kept, and other training
 settings than ``--shares`` are refused (use a new ``--run-dir``, or
 ``--overwrite`` to start afresh).
 
-Outputs: ``<run-dir>/`` config.json, pretrain/, share_<s>/finetune/{head,finetune}/,
+Outputs of the study: ``<run-dir>/`` config.json, pretrain/, share_<s>/finetune/{head,finetune}/,
 share_<s>/scratch/ (TensorBoard logs, checkpoints, history.csv each) and
-results.json; the table of results is printed.
+results.json; the table of results is printed. Of fine-tuning: ``<run-dir>/``
+config.json, head/ and finetune/ (logs, checkpoints, history each),
+evaluation/, and the export under ``<export-dir>/<name>/<version>/``.
 """
 
 import argparse
@@ -46,14 +70,19 @@ import time
 from functools import partial
 from pathlib import Path
 
+from classification import (add_crop_arguments, add_stream_arguments, default_name, evaluate_test, export_trained,
+                            prepare_data, summarise)
 from kvision.data import channel_stats, labelled_subset, load_dataset, select_classes, train_validation_split
+from kvision.data.sources import IN_MEMORY_NAMES
+from kvision.errors import DataError
 from kvision.evaluate import accuracy
+from kvision.export.cli import add_export_arguments, check_export_arguments, finish
 from kvision.models import build, get_builder, list_models
-from kvision.train import epoch_budget, fit_or_load, get_strategy, result_checkpoint
+from kvision.train import epoch_budget, fit_or_load, get_strategy, is_chief, result_checkpoint
 from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
                                untrained_settings)
 from kvision.train.engine import OPTIMIZERS
-from kvision.train.finetune import check_trainable, fine_tune
+from kvision.train.finetune import APPLICATIONS, check_trainable, fine_tune, load_backbone
 from kvision.train.records import run_phase, save_results
 
 
@@ -73,10 +102,18 @@ def build_parser():
     data.add_argument("--source-classes", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="pretraining classes (default: %(default)s)")
     data.add_argument("--target-classes", type=int, nargs="+", default=[5, 6, 7, 8, 9], help="fine-tuning classes (default: %(default)s)")
     data.add_argument("--shares", type=float, nargs="+", default=[0.01, 0.1, 1.0], help="labelled shares of the target training images (default: %(default)s)")
-    data.add_argument("--validation-size", type=size_arg, default=0.1, help="source images held out in pretraining, a count or a fraction (default: %(default)s)")
+    data.add_argument("--validation-size", type=size_arg, default=0.1,
+                      help="images held out, a count or a fraction: of the source classes in the study, of an "
+                           "in-memory training split when fine-tuning (default: %(default)s)")
+    add_stream_arguments(data)
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", default="cnn", help=f"one of: {', '.join(list_models('classifier'))} (default: %(default)s)")
+    model.add_argument("--backbone", help="fine-tune this pretrained backbone on every class of --dataset and export "
+                                          f"it: a Keras Applications model ({', '.join(APPLICATIONS)}), a .keras "
+                                          "backbone or classifier file, or a kvision model name (default: the study)")
+    model.add_argument("--weights", help="a Keras Applications backbone's weights: imagenet (Keras downloads them), a "
+                                         "local weights file of the model without its top, or random (default: imagenet)")
+    model.add_argument("--model", default="cnn", help=f"the study's model, one of: {', '.join(list_models('classifier'))} (default: %(default)s)")
     model.add_argument("--trainable", type=trainable_arg, default="all", help="what fine-tuning unfreezes: all, head or the last N stages (default: %(default)s)")
     model.add_argument("--dropout", type=float, default=0.0, help="dropout before the new head (default: %(default)s)")
 
@@ -94,24 +131,75 @@ def build_parser():
     optim.add_argument("--weight-decay", type=float, default=1e-4, help="(default: %(default)s)")
 
     augment = parser.add_argument_group("augmentation")
+    add_crop_arguments(augment)
     augment.add_argument("--crop-padding", type=int, default=0, help="pad-and-random-crop padding, pixels (default: %(default)s)")
     augment.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
 
     add_speed_arguments(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds the label shares, weights and shuffling (default: %(default)s)")
-    run.add_argument("--run-dir", help="where everything goes; a re-run resumes from here (default: runs/transfer_<dataset>_<model>)")
+    run.add_argument("--run-dir", help="where everything goes; a re-run resumes from here "
+                                       "(default: runs/transfer_<dataset>_<model or backbone>)")
+    run.add_argument("--name", help="fine-tuning: the served model name (default: <dataset>_<backbone>)")
     add_run_arguments(run)
+    add_export_arguments(parser)
     return parser
 
 
+def backbone_weights(args):
+    """``load_backbone``'s ``weights`` of ``--backbone``/``--weights``: ImageNet by default for Keras Applications."""
+    if args.backbone not in APPLICATIONS:
+        return args.weights
+    return {None: "imagenet", "random": None}.get(args.weights, args.weights)
+
+
+def fine_tune_backbone(args, *, may_change):
+    """Fine-tune ``--backbone`` on every class of ``--dataset``, evaluate on its test split and export; returns the summary.
+
+    The backbone is built (ImageNet weights fetched) and the data opened and
+    sampled before the run directory is written, so a missing download, a
+    shape the backbone cannot take or an unreadable image stop the run first.
+    """
+    check_trainable(args.trainable)
+    check_export_arguments(args)
+    strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
+    weights = backbone_weights(args)
+    data = prepare_data(args, lambda shape, classes: load_backbone(args.backbone, shape, weights=weights))
+    label = Path(args.backbone).stem.lower()
+    run_dir = Path(args.run_dir or f"runs/transfer_{default_name(args, label)}")
+    open_recipe_run(run_dir, args, may_change)
+    start = time.time()
+    result = fine_tune(
+        args.backbone, data.train, data.validation, run_dir=run_dir, num_classes=data.dataset.num_classes,
+        input_shape=data.image_shape, weights=weights, dropout=args.dropout, head_epochs=args.head_epochs,
+        epochs=args.epochs, head_learning_rate=args.head_lr, learning_rate=args.finetune_lr, trainable=args.trainable,
+        batch_size=args.batch_size, optimizer=args.optimizer, weight_decay=args.weight_decay,
+        crop_padding=args.crop_padding, flip=args.flip, seed=args.seed, mixed_precision=args.mixed_precision,
+        xla=args.xla, strategy=strategy, **data.fit_options(args),
+    )
+    train_seconds = time.time() - start
+    report = evaluate_test(result.model, data, run_dir)
+    export = export_trained(result.model, data, args, report, name=args.name or default_name(args, label)) if is_chief() else None
+    return finish(summarise(data, report, run_dir=run_dir, train_seconds=train_seconds, backbone=args.backbone,
+                            weights=str(weights) if weights else "random"), export)
+
+
 def run(args, *, may_change):
-    """Pretrain, fine-tune and train from scratch for every share; returns the results it writes.
+    """Fine-tuning with ``--backbone``, else the study; returns the summary or results it writes.
 
     ``may_change``: the settings a re-run may change (``untrained_settings``).
     """
+    return (fine_tune_backbone if args.backbone else study)(args, may_change=may_change)
+
+
+def study(args, *, may_change):
+    """Pretrain, fine-tune and train from scratch for every share; returns the results it writes."""
     get_builder(args.model, "classifier")  # fail on a bad name or option before loading any data
     check_trainable(args.trainable)
+    if args.dataset not in (*IN_MEMORY_NAMES, "image_folder"):
+        raise DataError(f"The few-label study holds its dataset in memory: expected one of "
+                        f"{', '.join(IN_MEMORY_NAMES)} or image_folder. Received: --dataset {args.dataset} "
+                        f"(to fine-tune a pretrained backbone on it, pass --backbone)")
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
     source, target = (select_classes(*dataset.train, c) for c in (args.source_classes, args.target_classes))

@@ -164,6 +164,12 @@ def _application_backbone(name, input_shape, weights, options):
     except (TypeError, ValueError) as err:
         raise ModelError(f"Could not build {name} with these weights and options. "
                          f"Received: weights={weights!r}, options={options}: {err}") from None
+    except Exception as err:  # keras.utils.get_file raises a bare Exception when a download fails
+        if "URL fetch failure" not in str(err):
+            raise
+        raise ModelError(f"Could not download the ImageNet weights of {name}: expected internet access, or a local "
+                         f"weights file of {name} without its top passed as weights (--weights PATH). "
+                         f"Received: {err}") from None
     return keras.Model(inputs, model.outputs[0], name=f"{name.lower()}_backbone")
 
 
