@@ -185,9 +185,7 @@ def fit_classifier(
     run_dir = Path(run_dir)
     strategy = strategy or get_strategy()
     streamed = isinstance(train, StreamSplit)
-    if (crop != "pad" or data_service) and not streamed:
-        option = f"crop={crop!r}" if crop != "pad" else f"data_service={data_service!r}"
-        raise DataError(f"Expected a streamed training split for {option}. Received: arrays")
+    check_stream_options(streamed, crop, data_service)
     count = train.count if streamed else len(train[0])
     global_batch = global_batch_size(strategy, batch_size, count)
     steps_per_epoch = count // global_batch
@@ -238,19 +236,30 @@ def fit_classifier(
         )
 
 
-def stream_inputs(strategy, train, validation, *, global_batch, data_service=None, **pipeline):
+def check_stream_options(streamed, crop, data_service):
+    """``DataError`` when arrays come with an option only a streamed split has (Inception crops, a tf.data service)."""
+    if (crop != "pad" or data_service) and not streamed:
+        option = f"crop={crop!r}" if crop != "pad" else f"data_service={data_service!r}"
+        raise DataError(f"Expected a streamed training split for {option}. Received: arrays")
+
+
+def stream_inputs(strategy, train, validation, *, global_batch, data_service=None, transform=None, **pipeline):
     """``fit``'s training input (repeated) and validation input (one pass, or None) of streamed splits.
 
     Under a multi-replica strategy each input pipeline (one per worker)
     reads its own part of the files in batches of the per-replica size, so
     no worker reads what another trains on. With ``data_service``, the
-    training input is produced by that tf.data service. ``pipeline``:
-    ``stream_pipeline``'s options.
+    training input is produced by that tf.data service. ``transform`` maps
+    each pipeline's dataset of batches before it is repeated (SimCLR's two
+    views of each batch), so it runs per pipeline and on the service too.
+    ``pipeline``: ``stream_pipeline``'s options.
     """
     def make(split, training):
         def per_pipeline(context=None):
             batch = global_batch if context is None else context.get_per_replica_batch_size(global_batch)
             dataset = stream_pipeline(split, batch_size=batch, training=training, input_context=context, **pipeline)
+            if transform is not None:
+                dataset = transform(dataset)
             if not training:
                 return dataset
             dataset = dataset.repeat()

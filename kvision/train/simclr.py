@@ -10,6 +10,8 @@ are evaluated with a linear probe or fine-tuned on a few labels.
 Everything here works on raw 0..255 images, as every kvision model does.
 """
 
+import contextlib
+import functools
 import math
 
 import keras
@@ -20,8 +22,12 @@ from keras import layers
 from kvision.data import make_pipeline
 from kvision.data.augment import random_flip_left_right
 from kvision.data.dataset import check_split
+from kvision.data.decode import ImageLimits
+from kvision.data.stream import CROP_SCALE, StreamSplit
+from kvision.data.stream_checks import naming_bad_images
 from kvision.models.common import is_positive_int, require
-from kvision.train.engine import build_with_policy, compile_run, finished_checkpoint, fit_run, run_result
+from kvision.train.engine import (build_with_policy, check_stream_options, compile_run, finished_checkpoint, fit_run,
+                                  run_result, stream_inputs)
 from kvision.train.strategy import get_strategy, global_batch_size
 
 # RGB → YIQ (rows: Y, I, Q). A hue shift is a rotation of the (I, Q) chroma plane.
@@ -223,21 +229,31 @@ def simclr_views(images, seed, **augmentation):
     return simclr_augment(images, first, **augmentation), simclr_augment(images, second, **augmentation)
 
 
-def simclr_pipeline(images, *, batch_size, seed=None, **augmentation):
-    """Unlabelled uint8 ``images`` as a ``tf.data.Dataset`` of ``(view1, view2)`` float32 batches.
+def view_batches(batches, *, seed=None, **augmentation):
+    """A dataset of ``(images, labels)`` batches as ``(view1, view2)`` batches: ``simclr_views`` of each, prefetched.
 
-    Shuffled every epoch, batched (dropping the last partial batch, so every
-    anchor has the same number of negatives), two views augmented per batch
-    in one vectorised map, prefetched. Reproducible under a ``seed``.
+    The one views map of the in-memory and the streamed input: one vectorised
+    map per batch, its seed drawn from a ``seed``ed stream and new every
+    epoch; labels are dropped.
     """
-    batches = make_pipeline(images, np.zeros(len(images), np.int64), batch_size=batch_size, training=True,
-                            seed=seed, crop_padding=0, flip=False)  # shuffled float32 batches; labels unused
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     views = tf.data.Dataset.zip((batches, seeds)).map(
         lambda batch, batch_seed: simclr_views(batch[0], batch_seed, **augmentation),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None,
     )
     return views.prefetch(tf.data.AUTOTUNE)
+
+
+def simclr_pipeline(images, *, batch_size, seed=None, **augmentation):
+    """Unlabelled uint8 ``images`` as a ``tf.data.Dataset`` of ``(view1, view2)`` float32 batches.
+
+    Shuffled every epoch, batched (dropping the last partial batch, so every
+    anchor has the same number of negatives), two views augmented per batch
+    (``view_batches``). Reproducible under a ``seed``.
+    """
+    batches = make_pipeline(images, np.zeros(len(images), np.int64), batch_size=batch_size, training=True,
+                            seed=seed, crop_padding=0, flip=False)  # shuffled float32 batches; labels unused
+    return view_batches(batches, seed=seed, **augmentation)
 
 
 # === The training wrapper ===
@@ -339,6 +355,12 @@ def fit_simclr(
     projection_dim=128,
     hidden_dim=None,
     augmentation=None,
+    image_shape=None,
+    crop="pad",
+    crop_scale=CROP_SCALE,
+    skip_bad_images=False,
+    image_limits=ImageLimits(),
+    data_service=None,
     seed=None,
     mixed_precision=False,
     xla=False,
@@ -347,7 +369,7 @@ def fit_simclr(
     callbacks=(),
     verbose=None,
 ):
-    """Pretrain the encoder ``encoder_fn()`` builds with SimCLR on unlabelled ``images``.
+    """Pretrain the encoder ``encoder_fn()`` builds with SimCLR on unlabelled ``images``: an array or a stream.
 
     ``batch_size`` is per replica (the paper's large batches give more
     negatives; the global batch is ``batch_size × replicas``). Runs through
@@ -356,15 +378,31 @@ def fit_simclr(
     ``last.keras`` holding the encoder alone. Called again on a finished run,
     it loads the last checkpoint instead of training.
 
+    A streamed split (``StreamSplit``), for sets too large for memory, is
+    read and decoded inside ``tf.data`` as ``fit_classifier`` reads one
+    (``stream_inputs``): an epoch is ``count // global batch`` steps of a
+    repeated stream, each input pipeline of a multi-replica strategy reads
+    its own part, and an image that fails to decode stops the run with a
+    ``DataError`` naming its file, unless ``skip_bad_images``. Its batches
+    then get the same two views as an array's (``view_batches``).
+
     Args:
         encoder_fn: zero-argument callable returning an encoder (raw 0..255
             images → feature vector); called inside the strategy scope.
-        images: uint8 ``(N, H, W, C)``; labels, if any, are not used.
+        images: uint8 ``(N, H, W, C)``, or a ``StreamSplit``; labels, if
+            any, are not used.
         run_dir: where logs, checkpoints and the backup go.
         optimizer, learning_rate, momentum, weight_decay, schedule,
             warmup_epochs: as for ``kvision.train.fit_classifier``.
         temperature, projection_dim, hidden_dim: see ``SimCLR``.
         augmentation: keyword arguments of ``simclr_augment``.
+        image_shape: ``(H, W, C)`` a stream's images are decoded and resized
+            to, the encoder's input; needed for a stream (its files may
+            differ in size), for arrays only checked against theirs.
+        crop, crop_scale, skip_bad_images, image_limits, data_service: of a
+            stream, as for ``fit_classifier``; ``crop="inception"`` decodes a
+            random window of ``crop_scale`` of each image before the views'
+            own crops (``augmentation``'s ``crop_scale``).
         seed: seeds weights, shuffling and augmentation.
         mixed_precision: build under ``mixed_float16`` with dynamic loss scaling.
         xla: compile the train step with XLA.
@@ -372,9 +410,22 @@ def fit_simclr(
     Returns:
         A ``TrainResult`` whose ``model`` is the trained encoder.
     """
-    check_split(images, np.zeros(len(images)), "fit_simclr")
+    streamed = isinstance(images, StreamSplit)
+    check_stream_options(streamed, crop, data_service)
+    if streamed:
+        require(isinstance(image_shape, (tuple, list)) and len(image_shape) == 3
+                and all(is_positive_int(side) for side in image_shape),
+                "A streamed split needs image_shape=(height, width, channels), the encoder's input.",
+                image_shape=image_shape)
+    else:
+        check_split(images, np.zeros(len(images)), "fit_simclr")
+        require(image_shape is None or tuple(image_shape) == images.shape[1:],
+                "image_shape must be the images' (height, width, channels).",
+                image_shape=image_shape, images=images.shape)
+    count = images.count if streamed else len(images)
     strategy = strategy or get_strategy()
-    global_batch = global_batch_size(strategy, batch_size, len(images))
+    global_batch = global_batch_size(strategy, batch_size, count)
+    steps_per_epoch = count // global_batch  # the last partial batch is dropped
     if seed is not None:
         keras.utils.set_random_seed(seed)
     with strategy.scope():
@@ -382,7 +433,7 @@ def fit_simclr(
             lambda: SimCLR(encoder_fn(), projection_dim=projection_dim, hidden_dim=hidden_dim, temperature=temperature),
             mixed_precision,
         )
-        compile_run(model, steps_per_epoch=len(images) // global_batch, epochs=epochs, optimizer=optimizer,
+        compile_run(model, steps_per_epoch=steps_per_epoch, epochs=epochs, optimizer=optimizer,
                     learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                     warmup_epochs=warmup_epochs, xla=xla, steps_per_execution=steps_per_execution)
         model.optimizer.build(model.trainable_variables)  # slots in the strategy scope, not in the first step
@@ -390,9 +441,23 @@ def fit_simclr(
     if checkpoint is not None:
         model.network.load_weights(checkpoint)
         return run_result(model.network, {}, run_dir, strategy)
-    dataset = simclr_pipeline(images, batch_size=global_batch, seed=seed, **(augmentation or {}))
-    return fit_run(model, dataset, None, run_dir=run_dir, epochs=epochs, monitor="loss", mode="min",
-                   strategy=strategy, callbacks=callbacks, verbose=verbose)
+    augmentation = augmentation or {}
+    guard = contextlib.nullcontext()
+    if streamed:
+        if not skip_bad_images:
+            guard = naming_bad_images([images], image_shape[-1], image_limits)
+        dataset, _ = stream_inputs(
+            strategy, images, None, global_batch=global_batch, data_service=data_service,
+            transform=functools.partial(view_batches, seed=seed, **augmentation), image_shape=tuple(image_shape),
+            seed=seed, crop=crop, crop_scale=crop_scale, crop_padding=0, flip=False, limits=image_limits,
+            skip_bad_images=skip_bad_images,
+        )  # labels unused
+    else:
+        dataset = simclr_pipeline(images, batch_size=global_batch, seed=seed, **augmentation)
+    with guard:
+        return fit_run(model, dataset, None, run_dir=run_dir, epochs=epochs, monitor="loss", mode="min",
+                       strategy=strategy, callbacks=callbacks, verbose=verbose,
+                       steps_per_epoch=steps_per_epoch if streamed else None)
 
 
 # === Evaluation ===
