@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kvision.errors import DataError
-from kvision.train import fit_classifier, fine_tune
+from kvision.train import AdversarialTraining, Distiller, fit_classifier, fine_tune, load_teacher
 from tests.data.streams import memory_split
 from tests.helpers import quadrant_images, run_on_two_cpus, small_cnn
 
@@ -59,6 +59,23 @@ def test_skip_bad_images_trains_on_the_rest(tmp_path):
                             run_dir=tmp_path, skip_bad_images=True, callbacks=[counter], **COMMON)
     assert counter.steps == [6, 6, 6] and np.isfinite(result.history["val_loss"]).all()
 
+
+
+@pytest.mark.parametrize("technique", ["distillation", "adversarial"])
+def test_training_wrappers_take_a_stream(tmp_path, technique):
+    """Distillation and adversarial training wrap the network on a stream as on arrays; the result is the plain network."""
+    if technique == "distillation":
+        small_cnn().save(tmp_path / "teacher.keras")
+        wrap = lambda student: Distiller(student, load_teacher(tmp_path / "teacher.keras"), temperature=2.0, alpha=0.5)
+    else:
+        wrap = lambda network: AdversarialTraining(network, epsilon=0.05, steps=1)
+    counter = CountSteps()
+    result = fit_classifier(small_cnn, memory_split(*TRAIN), memory_split(*VAL), run_dir=tmp_path / technique,
+                            wrap=wrap, callbacks=[counter], **COMMON)
+    assert counter.steps == [96 // 16] * 3
+    assert not isinstance(result.model, (Distiller, AdversarialTraining)) and result.model.output_shape == (None, 4)
+    assert np.isfinite(result.history["loss"]).all() and result.history["loss"][-1] < result.history["loss"][0]
+    assert len(result.history["val_accuracy"]) == 3
 
 def test_fine_tune_takes_a_stream(tmp_path):
     result = fine_tune("cnn", memory_split(*TRAIN), run_dir=tmp_path, input_shape=(16, 16, 1), num_classes=4,
