@@ -9,6 +9,7 @@ import tensorflow as tf
 from kvision.errors import ModelError
 from kvision.models import GAN, build
 from kvision.models.gan import CONDITIONINGS, _class_loss, _losses
+from kvision.train.engine import build_with_policy
 from tests.helpers import quadrant_images, run_on_two_cpus
 
 
@@ -90,6 +91,16 @@ def test_spectral_norm_wraps_every_kernel_and_brings_it_to_unit_spectral_norm(co
     for layer in wrapped:
         kernel = layer.layer.kernel.numpy()
         assert np.linalg.norm(kernel.reshape(-1, kernel.shape[-1]), 2) == pytest.approx(1.0, abs=0.02), layer.name
+
+
+def test_spectral_norm_keeps_float32_logits_under_mixed_precision():
+    for conditioning in CONDITIONINGS:
+        discriminator = build_with_policy(lambda: build("dcgan_discriminator", (16, 16, 1), 4, filters=8,
+                                                        spectral_norm=True, conditioning=conditioning), True)
+        inputs = [tf.zeros((2, 16, 16, 1))] + ([tf.constant([0, 1])] if conditioning != "auxiliary" else [])
+        outputs = tf.nest.flatten(discriminator(inputs, training=True))
+        assert discriminator.get_layer("down1_sn").compute_dtype == "float16"
+        assert [output.dtype for output in outputs] == [tf.float32] * len(outputs), conditioning
 
 
 def test_hinge_and_bce_losses_on_known_logits():
