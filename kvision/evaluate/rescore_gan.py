@@ -21,7 +21,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from kvision.data import load_dataset
