@@ -3,6 +3,18 @@
     python recipes/dcgan.py --conditional         # class-conditional DCGAN on Fashion-MNIST (documented result)
     python recipes/dcgan.py                       # unconditional DCGAN, same schedule
     python recipes/dcgan.py --dataset cifar10 --data-dir ~/data/cifar-10-batches-bin
+    python recipes/dcgan.py --conditional --cas   # … and the classification accuracy score
+
+Conditional candidates beside the default (label as an extra input channel of
+the discriminator, non-saturating loss, Adam 2e-4 / beta1 0.5 for both):
+
+    # projection discriminator with hinge loss and spectral normalisation (Miyato & Koyama 2018)
+    python recipes/dcgan.py --conditional --discriminator projection --loss hinge --spectral-norm --dropout 0 \
+        --beta1 0 --beta2 0.9 --fake-labels balanced
+    # two time-scale learning rates (Heusel et al. 2017)
+    python recipes/dcgan.py --conditional --d-lr 4e-4 --g-lr 1e-4
+    # auxiliary-classifier discriminator (ACGAN, Odena et al. 2017), class-balanced real batches
+    python recipes/dcgan.py --conditional --discriminator auxiliary --balance-classes
 
 Fashion-MNIST is found locally as in fashion_mnist.py. The generator is
 judged with a classifier trained on the same data by kvision's
@@ -11,8 +23,13 @@ leaves in runs/fashion_mnist_cnn): the Fréchet distance between its
 penultimate-layer features of real test images and of samples ("FID computed
 with a Fashion-MNIST classifier", not comparable to Inception FID), and, for
 a conditional generator, the share of samples it assigns to the class asked
-for. The EMA generator is exported to <export-dir>/<name>/<version>/ with
-``serving_default(noise[, label]) -> images`` (uint8) and a TFLite file.
+for. With ``--cas``, the classification accuracy score (Ravuri & Vinyals
+2019): the default CNN trained with fashion_mnist.py's settings on
+``--cas-samples`` class-balanced samples only, tested on the real test split,
+beside the same CNN trained on real data (the ``--classifier``, else one
+trained here). The EMA generator is exported to <export-dir>/<name>/<version>/
+with ``serving_default(noise[, label]) -> images`` (uint8) and a TFLite file;
+``python -m kvision.evaluate gan --model <that directory>`` re-scores it.
 
 Outputs: <run-dir>/ (config.json, TensorBoard logs with sample grids,
 samples/epoch_NNN.png, checkpoints/generator_ema.keras, history.csv,
@@ -26,17 +43,18 @@ import time
 from functools import partial
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 import kvision
 from kvision.data import load_dataset
-from kvision.evaluate.frechet import generator_quality
+from kvision.evaluate.cas import EPOCHS as CAS_EPOCHS
+from kvision.evaluate.cas import classification_accuracy_score
+from kvision.evaluate.frechet import default_classifier_path, generator_quality, load_classifier
 from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_generator, finish
 from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import build
-from kvision.models.gan import LOSSES, to_uint8
+from kvision.models.gan import CONDITIONINGS, FAKE_LABELS, LOSSES, to_uint8
 from kvision.train import get_strategy, is_chief, worker_dir
 from kvision.train.cli import (add_data_arguments, add_run_arguments, add_speed_arguments, open_recipe_run, run_recipe,
                                untrained_settings)
@@ -53,7 +71,12 @@ def build_parser():
     model.add_argument("--generator-filters", type=int, default=128, help="generator channels at the smallest scale (default: %(default)s)")
     model.add_argument("--discriminator-filters", type=int, default=64, help="discriminator channels of the first conv (default: %(default)s)")
     model.add_argument("--dropout", type=float, default=0.3, help="discriminator dropout (default: %(default)s)")
-    model.add_argument("--spectral-norm", action="store_true", help="spectral normalisation in the discriminator")
+    model.add_argument("--spectral-norm", action="store_true",
+                       help="spectral normalisation of every discriminator kernel (the projection's class embedding too)")
+    model.add_argument("--discriminator", choices=CONDITIONINGS, default="concat",
+                       help="how a conditional discriminator takes the label: concat (an extra input channel), "
+                            "projection (inner product of a class embedding with its features, Miyato & Koyama) "
+                            "or auxiliary (no label input; a class-predicting head, ACGAN) (default: %(default)s)")
 
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=15, help="(default: %(default)s)")
@@ -61,6 +84,13 @@ def build_parser():
     train.add_argument("--loss", choices=LOSSES, default="bce", help="non-saturating BCE or hinge (default: %(default)s)")
     train.add_argument("--d-lr", type=float, default=2e-4, help="discriminator Adam learning rate (default: %(default)s)")
     train.add_argument("--g-lr", type=float, default=2e-4, help="generator Adam learning rate (default: %(default)s)")
+    train.add_argument("--beta1", type=float, default=0.5, help="Adam beta_1 of both networks (default: %(default)s)")
+    train.add_argument("--beta2", type=float, default=0.999, help="Adam beta_2 of both networks (default: %(default)s)")
+    train.add_argument("--fake-labels", choices=FAKE_LABELS, default="batch",
+                       help="classes asked of a conditional generator: the real batch's, or balanced (every class "
+                            "equally often in each batch) (default: %(default)s)")
+    train.add_argument("--balance-classes", action="store_true",
+                       help="real batches hold every class equally often (classes taken in turn)")
     train.add_argument("--d-steps", type=int, default=1, help="discriminator steps per generator step (default: %(default)s)")
     train.add_argument("--ema-decay", type=float, default=0.999, help="generator weight average decay per step (default: %(default)s)")
     train.add_argument("--flip", action="store_true", help="random horizontal flips of the real images")
@@ -70,6 +100,12 @@ def build_parser():
     quality.add_argument("--classifier", help="a .keras classifier of the same dataset for the Fréchet distance "
                          "(default: runs/<dataset>_cnn/checkpoints/best.keras, from the classification recipe)")
     quality.add_argument("--fid-samples", type=int, default=10_000, help="generated and real images compared (default: %(default)s)")
+    quality.add_argument("--cas", action="store_true", help="classification accuracy score of a conditional generator "
+                         "(trains the default CNN on samples, and on real data without --classifier)")
+    quality.add_argument("--cas-samples", type=int, default=60_000,
+                         help="class-balanced generated training images for CAS (default: %(default)s)")
+    quality.add_argument("--cas-epochs", type=int, default=CAS_EPOCHS,
+                         help="epochs of the CAS classifiers, as fashion_mnist.py (default: %(default)s)")
 
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds weights, noise and shuffling (default: %(default)s)")
@@ -80,28 +116,22 @@ def build_parser():
     return parser
 
 
-def load_classifier(args, dataset):
+def find_classifier(args, dataset):
     """The feature classifier of ``--classifier`` or the default path, or None when there is none."""
-    path = Path(args.classifier or f"runs/{args.dataset}_cnn/checkpoints/best.keras")
-    if not path.is_file():
-        if args.classifier:
-            raise kvision.ModelError(f"Expected a .keras classifier file. Received: {path}")
+    path = Path(args.classifier or default_classifier_path(args.dataset))
+    if not path.is_file() and not args.classifier:
         print(f"note: no classifier at {path}; train one with `python recipes/classification.py --dataset "
               f"{args.dataset} --model cnn` (or pass --classifier) to get the Fréchet distance")
         return None
-    classifier = keras.saving.load_model(path)
-    if tuple(classifier.input_shape[1:]) != dataset.image_shape or classifier.output_shape[-1] != dataset.num_classes:
-        raise kvision.ModelError(
-            f"The classifier must take {dataset.name} images {dataset.image_shape} and predict {dataset.num_classes} "
-            f"classes. Received: {path} with input {classifier.input_shape[1:]} and {classifier.output_shape[-1]} outputs"
-        )
-    return classifier
+    return load_classifier(path, dataset.image_shape, dataset.num_classes)
 
 
 def run(args, *, may_change):
     """Train, measure and export for parsed ``args``; ``may_change`` as in ``open_recipe_run``."""
     check_export_arguments(args)
     check_generator_variants(parse_variants(args.tflite))  # before training, not after
+    if args.cas and not args.conditional:
+        raise kvision.ModelError("--cas measures a conditional generator. Received: --cas without --conditional")
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
     num_classes = dataset.num_classes if args.conditional else None
@@ -112,10 +142,10 @@ def run(args, *, may_change):
 
     def discriminator_fn():
         return build("dcgan_discriminator", dataset.image_shape, num_classes, filters=args.discriminator_filters,
-                     dropout=args.dropout, spectral_norm=args.spectral_norm)
+                     dropout=args.dropout, spectral_norm=args.spectral_norm, conditioning=args.discriminator)
 
     generator_fn(), discriminator_fn()  # fail on an image size the networks cannot take, before any output
-    classifier = load_classifier(args, dataset)
+    classifier = find_classifier(args, dataset)
     kind = f"dcgan{'_conditional' if args.conditional else ''}"
     name = args.name or f"{args.dataset}_{kind}"
     run_dir = Path(args.run_dir or f"runs/{args.dataset}_{kind}")
@@ -126,7 +156,8 @@ def run(args, *, may_change):
     result = fit_gan(
         generator_fn, discriminator_fn, dataset.train, run_dir=run_dir, epochs=args.epochs,
         batch_size=args.batch_size, loss=args.loss, d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
-        d_steps=args.d_steps, ema_decay=args.ema_decay, flip=args.flip, seed=args.seed,
+        beta_1=args.beta1, beta_2=args.beta2, d_steps=args.d_steps, ema_decay=args.ema_decay,
+        fake_labels=args.fake_labels, balance_classes=args.balance_classes, flip=args.flip, seed=args.seed,
         mixed_precision=args.mixed_precision, xla=args.xla, strategy=strategy,
     )
     train_seconds = time.time() - start
@@ -135,13 +166,20 @@ def run(args, *, may_change):
     def sample(noise, labels):
         return to_uint8(generator.predict(result.gan.sample_inputs(noise, labels), batch_size=500, verbose=0)).numpy()
 
-    quality = None
+    quality = {}
     with worker_dir(run_dir) as out_dir:  # every worker samples (collective predict); the chief's files are kept
         if classifier is not None:
-            quality = generator_quality(
+            quality.update(generator_quality(
                 sample, classifier, dataset.test[0], num_samples=args.fid_samples, num_classes=num_classes,
-                seed=args.seed, latent_dim=args.latent_dim,
-            )
+                seed=args.seed, latent_dim=args.latent_dim, bootstrap=10,
+            ))
+        if args.cas:
+            quality.update(classification_accuracy_score(
+                sample, dataset.test, num_classes=num_classes, latent_dim=args.latent_dim, real_train=dataset.train,
+                real_classifier=classifier, num_samples=args.cas_samples, epochs=args.cas_epochs, seed=args.seed,
+                strategy=strategy,
+            ))
+        if quality:
             (out_dir / "evaluation").mkdir(exist_ok=True)
             (out_dir / "evaluation" / "quality.json").write_text(json.dumps(quality, indent=2))
         labels = np.repeat(np.arange(10) % dataset.num_classes, 10).astype(np.int32) if args.conditional else None
@@ -153,15 +191,17 @@ def run(args, *, may_change):
     export = None
     if is_chief():
         export = export_for_generator(
-            generator, args, name=name, quality=quality, training_command=" ".join(sys.argv),
+            generator, args, name=name, quality=quality or None, training_command=" ".join(sys.argv),
             dataset={"name": dataset.name, "origin": dataset.origin, "fingerprint": dataset.fingerprint()},
         )
     summary = {
         "model": kind,
         "dataset": dataset.name,
         "epochs": args.epochs,
-        "frechet_distance": quality and quality["frechet_distance"],
-        "class_accuracy": quality and quality.get("class_accuracy"),
+        "frechet_distance": quality.get("frechet_distance"),
+        "class_accuracy": quality.get("class_accuracy"),
+        "cas": quality.get("cas"),
+        "cas_real_accuracy": quality.get("cas_real_accuracy"),
         "train_seconds": round(train_seconds, 1),
         "run_dir": str(run_dir),
         "samples": str(run_dir / "samples" / "final.png"),
@@ -171,9 +211,9 @@ def run(args, *, may_change):
 
 def main(argv=None):
     parser = build_parser()
-    # The Fréchet distance's classifier and sample count measure a finished run; they change no training.
-    return run_recipe(partial(run, may_change=untrained_settings(parser, "classifier", "fid_samples")),
-                      parser.parse_args(argv))
+    # The evaluation flags measure a finished run; they change no training.
+    evaluation = ("classifier", "fid_samples", "cas", "cas_samples", "cas_epochs")
+    return run_recipe(partial(run, may_change=untrained_settings(parser, *evaluation)), parser.parse_args(argv))
 
 
 if __name__ == "__main__":

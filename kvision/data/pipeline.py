@@ -24,6 +24,19 @@ def _check_int(name, value, minimum, allow_none=False):
         raise DataError(f"Expected {name} to be {expected}. Received: {name}={value!r}")
 
 
+def _class_turns(images, labels, *, seed, cache):
+    """``len(images)`` examples taking the classes in turn, each class from its own reshuffled, repeated stream."""
+    classes = np.unique(labels)
+    streams = []
+    for label in classes:
+        mine = labels == label
+        stream = tf.data.Dataset.from_tensor_slices((images[mine], labels[mine].astype(np.int64)))
+        stream = stream.cache() if cache else stream
+        streams.append(stream.shuffle(int(mine.sum()), seed=seed, reshuffle_each_iteration=True).repeat())
+    turns = tf.data.Dataset.range(len(classes)).repeat()
+    return tf.data.Dataset.choose_from_datasets(streams, turns).take(len(images))
+
+
 def _validate(images, labels, batch_size, seed, crop_padding, cutout, shuffle_buffer, num_classes):
     check_split(images, labels, "make_pipeline")
     if len(images) == 0:
@@ -56,6 +69,7 @@ def make_pipeline(
     cache=True,
     num_classes=None,
     drop_remainder=None,
+    balance_classes=False,
 ):
     """Build the input pipeline for training or evaluation.
 
@@ -83,20 +97,30 @@ def make_pipeline(
         cache: cache the examples in memory after the first epoch.
         num_classes: if given, labels become float32 one-hot vectors.
         drop_remainder: drop the last partial batch; ``None`` means ``training``.
+        balance_classes: training only: batches take the classes in turn
+            (c0, c1, …, c0, …) from a reshuffled, repeated stream per class,
+            so every batch holds each class equally often (±1) and an epoch
+            is still ``len(images)`` examples (a rare class is repeated
+            within it, a common one thinned).
 
     Returns:
         A ``tf.data.Dataset`` of ``(images float32 [B, H, W, C] in 0..255,
         labels int64 [B] or float32 [B, num_classes])``.
     """
     _validate(images, labels, batch_size, seed, crop_padding, cutout, shuffle_buffer, num_classes)
+    if balance_classes and not training:
+        raise DataError("make_pipeline: balance_classes reorders training batches only. Received: training=False")
     deterministic = seed is not None or not training
     augment = training and bool(crop_padding or flip or cutout)
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
-    if cache:
-        dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(shuffle_buffer or len(images), seed=seed, reshuffle_each_iteration=True)
+    if balance_classes:
+        dataset = _class_turns(images, labels, seed=seed, cache=cache)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int64)))
+        if cache:
+            dataset = dataset.cache()
+        if training:
+            dataset = dataset.shuffle(shuffle_buffer or len(images), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(
         batch_size,
         drop_remainder=training if drop_remainder is None else bool(drop_remainder),

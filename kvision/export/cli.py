@@ -178,12 +178,21 @@ def tflite_variants(args, default):
     return parse_variants(default if args.tflite is None else args.tflite)
 
 
+GENERATOR_METRICS = ("frechet_distance", "frechet_distance_std", "class_accuracy", "num_samples", "seed", "cas",
+                     "cas_real_accuracy", "cas_gap", "cas_samples", "cas_epochs", "elbo")
+
+
 def export_for_generator(generator, args, *, name, quality=None, training_command=None, dataset=None):
-    """``export_generator`` with the export flags in ``args``; ``quality`` from ``generator_quality`` (a GAN) or the VAE recipe."""
+    """``export_generator`` with the export flags in ``args``; ``quality`` from the GAN or VAE recipe.
+
+    evaluation.json's metrics keep the quality figures and the sample count
+    and seed they were measured with (``GENERATOR_METRICS``), so
+    ``python -m kvision.evaluate gan`` re-scores the served model alike.
+    """
     return export_generator(
         generator, args.export_dir, name, tflite=tflite_variants(args, GENERATOR_TFLITE), version=args.version,
         push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions,
-        metrics={k: quality[k] for k in ("frechet_distance", "class_accuracy", "elbo") if k in (quality or {})},
+        metrics={k: quality[k] for k in GENERATOR_METRICS if k in (quality or {})},
         training_command=training_command, dataset=dataset,
     )
 

@@ -164,8 +164,11 @@ def fit_gan(
     d_learning_rate=2e-4,
     g_learning_rate=2e-4,
     beta_1=0.5,
+    beta_2=0.999,
     d_steps=1,
     ema_decay=0.999,
+    fake_labels="batch",
+    balance_classes=False,
     flip=False,
     seed=0,
     collapse_min_steps=1000,
@@ -179,7 +182,11 @@ def fit_gan(
 
     ``train`` is ``(uint8 images, int labels)``; labels are used when the
     generator is conditional. ``batch_size`` is per replica. Adam with
-    ``beta_1=0.5`` as in DCGAN. A killed run resumes from its last finished
+    ``beta_1=0.5`` as in DCGAN (SN-GAN and the projection discriminator
+    use 0 and ``beta_2=0.9``); the two learning rates may differ (two
+    time-scale updates, Heusel et al. 2017). ``fake_labels`` as for ``GAN``;
+    ``balance_classes`` gives every real batch each class equally often
+    (``make_pipeline``). A killed run resumes from its last finished
     epoch when called again with the same ``run_dir``; a finished run is
     loaded from its checkpoints, not trained again. Training stops with
     ``ModelError`` on NaN/inf losses, or on mode collapse after
@@ -195,11 +202,11 @@ def fit_gan(
     with strategy.scope():
         gan = GAN(
             build_with_policy(generator_fn, mixed_precision), build_with_policy(discriminator_fn, mixed_precision),
-            ema_decay=ema_decay, d_steps=d_steps, seed=seed or 0,
+            ema_decay=ema_decay, d_steps=d_steps, seed=seed or 0, fake_labels=fake_labels,
         )
         gan.compile(
-            d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1),
-            g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1),
+            d_optimizer=keras.optimizers.Adam(d_learning_rate, beta_1=beta_1, beta_2=beta_2),
+            g_optimizer=keras.optimizers.Adam(g_learning_rate, beta_1=beta_1, beta_2=beta_2),
             loss=loss,
             jit_compile=xla,
         )
@@ -208,7 +215,8 @@ def fit_gan(
         for name, network in checkpointed_networks(gan).items():
             network.load_weights(checkpoints / f"{name}.keras")
         return GANResult(gan, {}, run_dir, strategy)
-    dataset = make_pipeline(*train, batch_size=global_batch, training=True, seed=seed, crop_padding=0, flip=flip)
+    dataset = make_pipeline(*train, batch_size=global_batch, training=True, seed=seed, crop_padding=0, flip=flip,
+                            balance_classes=balance_classes)
     backup = gan_paths(run_dir)["backup"]
     run_dir.mkdir(parents=True, exist_ok=True)
     noise, labels = fixed_inputs(gan)

@@ -65,6 +65,22 @@ class PipelineTest(tf.test.TestCase):
             # Without augmentation each image is exactly its own, shuffled.
             self.assertFalse(np.array_equal(seen, np.arange(20)))
 
+    def test_balanced_batches_hold_every_class_equally_often(self):
+        labels = np.array([0] * 12 + [1] * 5 + [2] * 3)  # imbalanced: 12, 5, 3
+        dataset = make_pipeline(self.images, labels, batch_size=6, training=True, seed=0, crop_padding=0, flip=False,
+                                balance_classes=True)
+        for _ in range(2):
+            result = batches(dataset)
+            self.assertEqual(len(result), 3, "an epoch is still len(images) // batch_size batches")
+            for images, batch_labels in result:
+                self.assertAllEqual(np.bincount(batch_labels, minlength=3), [2, 2, 2])
+                for image, label in zip(images, batch_labels):  # each image keeps its own label
+                    self.assertEqual(labels[int(image[0, 0, 0]) - int(self.images[0, 0, 0, 0])], label)
+            rare = np.concatenate([x for x, y in result])[np.concatenate([y for _, y in result]) == 2]
+            self.assertEqual(len(np.unique(rare[:, 0, 0, 0])), 3, "the rare class is repeated, every image of it seen")
+        with self.assertRaisesRegex(DataError, "balance_classes reorders training batches only"):
+            make_pipeline(self.images, labels, batch_size=6, training=False, balance_classes=True)
+
     def test_eval_keeps_order_values_and_last_partial_batch(self):
         dataset = make_pipeline(self.images, self.labels, batch_size=8, training=False)
         result = batches(dataset)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kvision.errors import ModelError
-from kvision.evaluate.frechet import feature_extractor, frechet_distance, generator_quality
+from kvision.evaluate.frechet import feature_extractor, frechet_distance, generator_quality, load_classifier
 from tests.helpers import quadrant_images, small_cnn
 
 
@@ -46,8 +46,21 @@ def test_a_faithful_generator_scores_better_than_noise(classifier):
     assert good["class_accuracy"] >= 0.95 and bad["class_accuracy"] <= 0.6
     assert good["frechet_distance"] < 0.2 * bad["frechet_distance"]
     assert generator_quality(faithful, classifier, real, **options) == good, "fixed seed, fixed figures"
+    noisy = generator_quality(noise_images, classifier, real, **options, bootstrap=8)
+    assert {k: v for k, v in noisy.items() if k != "frechet_distance_std"} == bad, "the bootstrap changes no figure"
+    assert 0 < noisy["frechet_distance_std"] < 0.2 * bad["frechet_distance"]
     unconditional = generator_quality(noise_images, classifier, real, **{**options, "num_classes": None})
     assert "class_accuracy" not in unconditional and unconditional["num_samples"] == 400
+
+
+def test_a_classifier_of_other_images_or_classes_is_refused(classifier, tmp_path):
+    classifier.save(tmp_path / "classifier.keras")
+    assert load_classifier(tmp_path / "classifier.keras", (16, 16, 1), 4).name == classifier.name
+    with pytest.raises(ModelError, match=r"must take images \(28, 28, 1\) and predict 10 classes. Received: .*"
+                                         r"classifier.keras with input \(16, 16, 1\) and 4 outputs"):
+        load_classifier(tmp_path / "classifier.keras", (28, 28, 1), 10)
+    with pytest.raises(ModelError, match="Expected a .keras classifier file. Received: .*missing.keras"):
+        load_classifier(tmp_path / "missing.keras", (16, 16, 1), 4)
 
 
 def test_the_feature_model_must_be_a_kvision_classifier():

@@ -3,10 +3,11 @@
 import json
 from pathlib import Path
 
+import keras
 import pytest
 import tensorflow as tf
 
-from kvision.errors import ExportError
+from kvision.errors import ExportError, ModelError
 from tests.data.writers import make_tar_gz, write_cifar10_binary, write_idx_dataset
 from tests.helpers import quadrant_examples, small_cnn
 from tests.recipes.helpers import run_in_process, run_recipe
@@ -24,15 +25,18 @@ def test_conditional_dcgan_trains_measures_and_exports(setup):
     tmp, data = setup
     result = run_recipe("dcgan.py", "--data-dir", data, "--conditional", "--epochs", 1, "--batch-size", 32, "--fid-samples", 100,
                        "--classifier", tmp / "classifier.keras", "--run-dir", tmp / "run", "--export-dir", tmp / "exports",
-                       "--version", 3, cwd=tmp)
+                       "--version", 3, "--cas", "--cas-samples", 240, "--cas-epochs", 1, cwd=tmp)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    summary = json.loads(result.stdout[result.stdout.index('{\n  "model"'):])
     quality = json.loads((tmp / "run" / "evaluation" / "quality.json").read_text())
-    assert summary["frechet_distance"] == quality["frechet_distance"] > 0
+    assert summary["frechet_distance"] == quality["frechet_distance"] > 0 and quality["frechet_distance_std"] > 0
     assert 0 <= summary["class_accuracy"] <= 1 and quality["num_samples"] == 100
+    assert summary["cas"] == quality["cas"] and 0 <= quality["cas"] <= 1
+    assert quality["cas_reference"] == "given" and quality["cas_samples"] == 240 and quality["cas_epochs"] == 1
     assert summary["blessed"] is True and summary["saved_model"] == str(tmp / "exports" / "fashion_mnist_dcgan_conditional" / "3")
     evaluation = json.loads((Path(summary["saved_model"]) / "evaluation.json").read_text())
-    assert evaluation["metrics"]["frechet_distance"] == quality["frechet_distance"]
+    for key in ("frechet_distance", "class_accuracy", "num_samples", "seed", "cas", "cas_real_accuracy", "cas_samples"):
+        assert evaluation["metrics"][key] == quality[key], key
     assert set(evaluation["signatures"]["serving_default"]["inputs"]) == {"noise", "label"}
     final = tf.io.decode_png(tf.io.read_file(str(tmp / "run" / "samples" / "final.png")))
     assert final.shape == (280, 280, 1)
@@ -80,6 +84,7 @@ def test_a_finished_run_whose_export_failed_exports_again_without_training(setup
         (["--tflite", "int8"], "error: Generators export as float32, float16 or dynamic TFLite files. Received: int8"),
         (["--classifier", "missing.keras"], "error: Expected a .keras classifier file. Received: missing.keras"),
         (["--dataset", "mnist", "--data-dir", "/nonexistent"], "error: Could not find the mnist dataset"),
+        (["--cas"], "error: --cas measures a conditional generator. Received: --cas without --conditional"),
     ],
 )
 def test_user_mistakes_get_one_line_and_no_output(setup, tmp_path, args, message, monkeypatch):
@@ -94,5 +99,31 @@ def test_user_mistakes_get_one_line_and_no_output(setup, tmp_path, args, message
 def test_help_documents_every_flag(tmp_path, monkeypatch):
     shown = run_in_process("dcgan.py", "--help", cwd=tmp_path, monkeypatch=monkeypatch).stdout
     for flag in ("--mixed-precision", "--xla", "--conditional", "--dataset", "--loss", "--d-steps", "--ema-decay", "--spectral-norm", "--classifier",
-                 "--fid-samples", "--tflite", "--version", "--push-unblessed"):
+                 "--fid-samples", "--tflite", "--version", "--push-unblessed", "--discriminator", "--d-lr", "--g-lr",
+                 "--beta1", "--beta2", "--fake-labels", "--balance-classes", "--cas", "--cas-samples", "--cas-epochs"):
         assert flag in shown
+    assert "--discriminator projection --loss hinge --spectral-norm" in shown, "the candidates' commands"
+
+
+def test_candidate_flags_reach_the_networks_and_the_training(setup, tmp_path, monkeypatch):
+    _, data = setup
+    seen = {}
+
+    def fit_gan(generator_fn, discriminator_fn, train, **options):  # stands in for training: records, then stops
+        seen.update(options, discriminator=discriminator_fn())
+        raise ModelError("stopped before training. Received: the options")
+
+    monkeypatch.setattr("kvision.train.gan.fit_gan", fit_gan)
+    result = run_in_process("dcgan.py", "--data-dir", data, "--conditional", "--discriminator", "projection", "--loss", "hinge",
+                            "--spectral-norm", "--dropout", 0, "--beta1", 0, "--beta2", 0.9, "--fake-labels", "balanced",
+                            "--balance-classes", "--d-lr", 4e-4, "--g-lr", 1e-4, "--run-dir", tmp_path / "run",
+                            "--export-dir", tmp_path / "exports", cwd=tmp_path, monkeypatch=monkeypatch)
+    assert "error: stopped before training" in result.stderr
+    discriminator = seen.pop("discriminator")
+    assert [i.name for i in discriminator.inputs] == ["image", "label"]
+    assert isinstance(discriminator.get_layer("label_projection_sn"), keras.layers.SpectralNormalization)
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in discriminator.layers)
+    assert {k: seen[k] for k in ("loss", "d_learning_rate", "g_learning_rate", "beta_1", "beta_2", "fake_labels",
+                                 "balance_classes")} == {"loss": "hinge", "d_learning_rate": 4e-4, "g_learning_rate": 1e-4,
+                                                         "beta_1": 0.0, "beta_2": 0.9, "fake_labels": "balanced",
+                                                         "balance_classes": True}
