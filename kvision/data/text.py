@@ -26,6 +26,7 @@ from kvision.errors import DataError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]")
 PAD_ID, UNK_ID, START_ID, END_ID = range(len(SPECIAL_TOKENS))
+NEVER_GENERATED = (PAD_ID, START_ID)  # never the next token: decoding forbids them, label smoothing skips them
 SPLITS = ("train", "validation", "test")
 # The tokenizers' TensorFlow code paths (the ones a SavedModel keeps) run inside tf.function.
 _RAGGED_IDS = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1)
