@@ -21,6 +21,7 @@ from kvision.export.cli import add_export_arguments, check_export_arguments, exp
 from kvision.models import build, get_builder, list_models
 from kvision.models.decoding import Translator
 from kvision.train import fit_seq2seq, get_strategy, is_chief, run_paths, worker_dir
+from kvision.train.seq2seq import check_teacher_forcing
 from kvision.train.cli import add_run_arguments, add_speed_arguments, open_recipe_run, untrained_settings
 
 PARITY_SOURCES = 64  # test sources the exported SavedModel must decode exactly as Keras did
@@ -38,14 +39,24 @@ def build_parser(description, defaults):
 
     model = parser.add_argument_group("model")
     model.add_argument("--model", help=f"one of: {', '.join(list_models('seq2seq'))}")
-    model.add_argument("--units", type=int, help="RNN state size / Transformer width")
-    model.add_argument("--layers", type=int, help="encoder and decoder layers")
-    model.add_argument("--dropout", type=float)
+    model.add_argument("--units", type=int, help="RNN state size / Transformer width (d_model)")
+    model.add_argument("--layers", type=int, help="encoder layers, and decoder layers unless --decoder-layers")
+    model.add_argument("--decoder-layers", type=int, help="decoder layers; None: as many as --layers")
+    model.add_argument("--bidirectional", action=argparse.BooleanOptionalAction,
+                       help="RNN models: every encoder layer reads the source both ways (units / 2 each way)")
+    model.add_argument("--heads", type=int, help="Transformer: attention heads (--units a multiple of it)")
+    model.add_argument("--ff-dim", type=int, help="Transformer: feed-forward width of every block")
+    model.add_argument("--dropout", type=float, help="RNN: on embeddings and between layers; Transformer: in every block")
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--epochs", type=int)
     optim.add_argument("--batch-size", type=int, help="global batch size")
     optim.add_argument("--lr", type=float, help="peak learning rate of Adam (warm-up, then cosine decay)")
+    optim.add_argument("--label-smoothing", type=float,
+                       help="epsilon of the token cross-entropy, spread over the tokens a decoder can emit (0: none)")
+    optim.add_argument("--average-last", type=int, metavar="K",
+                       help="evaluate and export the mean of the last K epochs' weights (0: the best epoch by "
+                            "validation token accuracy); keeps K epochs' weights in <run-dir>/checkpoints/epochs/")
     add_speed_arguments(parser)
 
     decode = parser.add_argument_group("decoding")
@@ -68,10 +79,16 @@ def build_parser(description, defaults):
             "model": "attention_rnn",
             "units": 256,
             "layers": 2,
+            "decoder_layers": None,
+            "bidirectional": True,
+            "heads": 4,
+            "ff_dim": 1024,
             "dropout": 0.2,
             "epochs": 30,
             "batch_size": 256,
             "lr": 2e-3,
+            "label_smoothing": 0.0,
+            "average_last": 0,
             "beam_width": 5,
             "length_penalty": 0.0,
             "seed": 0,
@@ -82,16 +99,18 @@ def build_parser(description, defaults):
 
 
 def model_options(args):
-    """Builder keyword arguments from the model flags."""
+    """Builder keyword arguments from the model flags: the Transformer's, or the RNN models'."""
+    common = dict(num_layers=args.layers, decoder_layers=args.decoder_layers, dropout=args.dropout)
     if args.model == "transformer":
         return dict(
+            common,
             dim=args.units,
-            num_layers=args.layers,
-            dropout=args.dropout,
+            num_heads=args.heads,
+            intermediate_dim=args.ff_dim,
             max_source_length=args.max_source_length,
             max_target_length=args.max_target_length,
         )
-    return dict(units=args.units, num_layers=args.layers, dropout=args.dropout)
+    return dict(common, units=args.units, bidirectional=args.bidirectional)
 
 
 def vocabularies(run_dir, make):
@@ -116,7 +135,8 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset, may_change):
     from the training split; ``dataset`` names the data (``name``, ``origin``);
     ``may_change`` comes from ``free_settings(parser)``.
     """
-    get_builder(args.model, "seq2seq")  # fail on an unknown name or export flag before any work
+    get_builder(args.model, "seq2seq")  # fail on an unknown name or a bad training or export flag before any work
+    check_teacher_forcing(epochs=args.epochs, label_smoothing=args.label_smoothing, average_last=args.average_last)
     check_export_arguments(args)
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     run_dir = Path(run_dir)
@@ -137,6 +157,8 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset, may_change):
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.lr,
+        label_smoothing=args.label_smoothing,
+        average_last=args.average_last,
         seed=args.seed,
         mixed_precision=args.mixed_precision,
         xla=args.xla,
@@ -164,6 +186,8 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset, may_change):
         )
     summary = {
         "model": args.model,
+        "parameters": result.model.count_params(),
+        "averaged_epochs": list(result.averaged_epochs),
         "test_word_error_rate": report["word_error_rate"],
         "test_token_error_rate": report["token_error_rate"],
         "test_bleu": report["bleu"],

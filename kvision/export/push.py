@@ -464,6 +464,7 @@ def export_translator(translator, base_dir, name, sources, *, max_word_error_rat
         model = translator.model
         evaluation = {
             "parity": {"examples": len(parity), "robustness": dict(zip(ROBUSTNESS_INPUTS, expected_outputs[-len(ROBUSTNESS_INPUTS):]))},
+            "decoding": {"beam_width": translator.beam_width, "length_penalty": translator.alpha},
             "sizes_bytes": {"saved_model": saved_model_size(staging)},
             "latency_ms_batch1": _latencies(summary, {}),
             "signatures": summary["signatures"],
@@ -471,7 +472,8 @@ def export_translator(translator, base_dir, name, sources, *, max_word_error_rat
                 "name": model.name,
                 "parameters": int(model.count_params()),
                 "input": f"text, cut to {translator.source_vocab.max_length} tokens ({translator.source_vocab.kind})",
-                "output": f"text of at most {translator.max_length} tokens, beam width {translator.beam_width}",
+                "output": f"text of at most {translator.max_length} tokens, beam width {translator.beam_width}, "
+                          f"length penalty alpha {translator.alpha:g}",
                 "needs": f"tensorflow and {TEXT_OPS_MODULE} (its ops are in the graph)",
             },
             "limitations": [

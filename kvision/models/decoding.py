@@ -10,7 +10,7 @@ hypotheses must stop accumulating log-probability, and a length penalty.
 import tensorflow as tf
 
 from kvision.data.decode import ImageLimits, decode_images
-from kvision.data.text import END_ID, PAD_ID, START_ID
+from kvision.data.text import END_ID, NEVER_GENERATED, PAD_ID, START_ID
 from kvision.errors import ModelError
 from kvision.models.captioning import captioning_parts, is_captioner
 from kvision.models.seq2seq import seq2seq_parts
@@ -31,7 +31,7 @@ def length_penalty(lengths, alpha):
 def _next_log_probs(parts, buffer, index, encoded):
     """Log-probabilities of the token after position ``index`` of ``buffer``, and the new states.
 
-    ``[PAD]`` and ``[START]`` are never generated.
+    ``[PAD]`` and ``[START]`` are never generated (``NEVER_GENERATED``).
     """
     encoder_outputs, mask, states = encoded
     if parts.incremental:
@@ -41,7 +41,7 @@ def _next_log_probs(parts, buffer, index, encoded):
         logits, states, _ = parts.decode(buffer[:, : index + 1], encoder_outputs, mask, states)
         logits = logits[:, -1]
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-    never = (tf.range(tf.shape(log_probs)[1]) == PAD_ID) | (tf.range(tf.shape(log_probs)[1]) == START_ID)
+    never = tf.reduce_any(tf.range(tf.shape(log_probs)[1])[:, None] == tf.constant(NEVER_GENERATED)[None, :], axis=1)
     return tf.where(never[None, :], _NEG, log_probs), states
 
 

@@ -51,10 +51,12 @@ def _check_vocab_sizes(source_vocab_size, target_vocab_size):
 
 
 def rnn_encode(named, source, training=None):
-    """``(encoder outputs [B, S, units], source mask [B, S], per-layer final states)``.
+    """``(encoder outputs [B, S, units], source mask [B, S], initial states of each decoder layer)``.
 
-    A bidirectional layer's forward and backward states are concatenated, so
-    each matches the ``units`` of the decoder layer it initialises.
+    Decoder layer ``i`` starts from encoder layer ``i``'s final states (a
+    bidirectional layer's forward and backward states concatenated, so each
+    matches the decoder's ``units``); decoder layers beyond the encoder's
+    depth start from zeros.
     """
     mask = ops.not_equal(source, PAD_ID)
     x = named["encoder_dropout"](named["source_embedding"](source), training=training)
@@ -64,9 +66,11 @@ def rnn_encode(named, source, training=None):
         if isinstance(rnn, layers.Bidirectional):
             half = len(final) // 2
             final = [ops.concatenate([f, b], axis=-1) for f, b in zip(final[:half], final[half:])]
-        states.append(final)
+        states.append(final)  # each [B, units]
         x = named["encoder_dropout"](x, training=training)
-    return x, mask, states
+    depth = len(_stack(named, "decoder_"))
+    zeros = [ops.zeros_like(state) for state in states[0]]
+    return x, mask, (states + [zeros] * depth)[:depth]
 
 
 def _attend(named, query, encoder_outputs, source_mask):
@@ -110,6 +114,7 @@ def build_rnn_seq2seq(
     units=256,
     embedding_dim=128,
     num_layers=2,
+    decoder_layers=None,
     bidirectional=True,
     attention="luong",
     dropout=0.2,
@@ -122,15 +127,24 @@ def build_rnn_seq2seq(
         cell: ``"lstm"`` or ``"gru"``.
         units: state size of every decoder layer (and of every encoder layer;
             a bidirectional encoder layer has ``units / 2`` per direction).
-        num_layers: stacked layers in the encoder and in the decoder; decoder
-            layer ``i`` starts from encoder layer ``i``'s final state.
+        num_layers: stacked layers in the encoder (and in the decoder).
+        decoder_layers: stacked layers in the decoder, if not ``num_layers``;
+            decoder layer ``i`` starts from encoder layer ``i``'s final state,
+            or from zeros when the encoder has no layer ``i``.
+        bidirectional: encoder layers read the source both ways.
         attention: ``"luong"`` (general, multiplicative) or ``"bahdanau"`` (additive).
         dropout: on embeddings and between layers.
     """
     _check_vocab_sizes(source_vocab_size, target_vocab_size)
     require(cell in CELLS, f"cell must be one of {', '.join(CELLS)}.", cell=cell)
     require(attention in ATTENTIONS, f"attention must be one of {', '.join(ATTENTIONS)}.", attention=attention)
-    require(is_positive_int(num_layers), "num_layers must be a positive integer.", num_layers=num_layers)
+    decoder_layers = num_layers if decoder_layers is None else decoder_layers
+    require(
+        is_positive_int(num_layers) and is_positive_int(decoder_layers),
+        "num_layers and decoder_layers must be positive integers.",
+        num_layers=num_layers,
+        decoder_layers=decoder_layers,
+    )
     require(
         is_positive_int(units) and (not bidirectional or units % 2 == 0),
         "units must be a positive integer, even when the encoder is bidirectional.",
@@ -160,6 +174,7 @@ def build_rnn_seq2seq(
         else:
             encoder = rnn(units, return_sequences=True, return_state=True, name=f"encoder_{i}")
         named[f"encoder_{i}"] = encoder
+    for i in range(decoder_layers):
         named[f"decoder_{i}"] = rnn(units, return_sequences=True, return_state=True, name=f"decoder_{i}")
 
     inputs = _inputs()
@@ -198,17 +213,26 @@ def build_transformer_seq2seq(
     num_heads=4,
     intermediate_dim=1024,
     num_layers=3,
+    decoder_layers=None,
     dropout=0.1,
     name="transformer_seq2seq",
 ):
     """A Transformer encoder-decoder (Vaswani et al. 2017) from keras-nlp layers.
 
     ``TokenAndPositionEmbedding`` (learned positions up to the max lengths),
-    ``num_layers`` ``TransformerEncoder`` and ``TransformerDecoder`` blocks,
-    and a dense projection to the target vocabulary.
+    ``num_layers`` ``TransformerEncoder`` and ``decoder_layers`` (default:
+    ``num_layers``) ``TransformerDecoder`` blocks of width ``dim`` with
+    ``num_heads`` heads and feed-forward width ``intermediate_dim``, and a
+    dense projection to the target vocabulary.
     """
     _check_vocab_sizes(source_vocab_size, target_vocab_size)
-    require(is_positive_int(num_layers), "num_layers must be a positive integer.", num_layers=num_layers)
+    decoder_layers = num_layers if decoder_layers is None else decoder_layers
+    require(
+        is_positive_int(num_layers) and is_positive_int(decoder_layers),
+        "num_layers and decoder_layers must be positive integers.",
+        num_layers=num_layers,
+        decoder_layers=decoder_layers,
+    )
     require(
         is_positive_int(dim) and is_positive_int(num_heads) and dim % num_heads == 0,
         "dim must be a positive multiple of num_heads.",
@@ -228,6 +252,7 @@ def build_transformer_seq2seq(
         named[f"encoder_{i}"] = keras_hub.layers.TransformerEncoder(
             intermediate_dim, num_heads, dropout=dropout, name=f"encoder_{i}"
         )
+    for i in range(decoder_layers):
         named[f"decoder_{i}"] = keras_hub.layers.TransformerDecoder(
             intermediate_dim, num_heads, dropout=dropout, name=f"decoder_{i}"
         )

@@ -4,7 +4,8 @@ TensorBoard for watching (scalars each epoch, the graph, the learning rate),
 ``BackupAndRestore`` so a killed run resumes at the epoch it reached, best and
 last ``.keras`` checkpoints, a CSV of every epoch (kept across resumes, each
 epoch once, for the training-curve plot), a ``checkpoints/finished.json``
-marker once ``fit`` ends, and early stopping when asked.
+marker once ``fit`` ends, and, when asked, early stopping and the weights of
+the last epochs (for checkpoint averaging).
 """
 
 import csv
@@ -30,7 +31,13 @@ def run_paths(run_dir):
         "last": run_dir / "checkpoints" / "last.keras",
         "history": run_dir / "history.csv",
         "finished": run_dir / "checkpoints" / "finished.json",
+        "epochs": run_dir / "checkpoints" / "epochs",
     }
+
+
+def epoch_weights_path(folder, epoch):
+    """The weights file of ``epoch`` (counted from 1) in ``folder``, as ``EpochWeights`` writes it."""
+    return Path(folder) / f"epoch{epoch:04d}.weights.h5"
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -165,13 +172,41 @@ class NetworkCheckpoint(keras.callbacks.ModelCheckpoint):
         super().set_model(getattr(model, "network", model))
 
 
-def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", mode="max", early_stopping_patience=None):
+class EpochWeights(keras.callbacks.Callback):
+    """Keeps the network's weights of the last ``keep`` epochs in ``folder`` (``epoch_weights_path``).
+
+    Runs with the checkpoints, before the backup: an epoch whose file a killed
+    run wrote but whose backup it did not is trained again and its file
+    replaced. After each save the folder holds that epoch and the ``keep - 1``
+    before it only: older files, and those of later epochs a killed run left,
+    are removed. Saves the ``.network`` of a training wrapper, as
+    ``NetworkCheckpoint`` does.
+    """
+
+    def __init__(self, folder, keep):
+        super().__init__()
+        self.folder = Path(folder)
+        self.keep = keep
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.folder.mkdir(parents=True, exist_ok=True)
+        number = epoch + 1
+        getattr(self.model, "network", self.model).save_weights(str(epoch_weights_path(self.folder, number)))
+        kept = {epoch_weights_path(self.folder, n).name for n in range(number - self.keep + 1, number + 1)}
+        for path in self.folder.glob("epoch*.weights.h5"):
+            if path.name not in kept:
+                path.unlink()
+
+
+def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", mode="max", early_stopping_patience=None,
+                   keep_epochs=0):
     """Callbacks for ``model.fit`` and the path of the best checkpoint.
 
     Files go to ``out_dir`` (default ``run_dir``): on a non-chief worker of a
     multi-worker job, a scratch directory (``kvision.train.worker_dir``), so
     only the chief's logs and checkpoints are kept. Every worker resumes from
-    the backup in ``run_dir``.
+    the backup in ``run_dir``. With ``keep_epochs``, the weights of that many
+    last epochs are kept in ``checkpoints/epochs/`` (``EpochWeights``).
     """
     out = run_paths(out_dir or run_dir)
     backup = run_paths(run_dir)["backup"]
@@ -188,6 +223,7 @@ def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", mode="max",
             initial_value_threshold=best_so_far(out["history"], monitor, mode),
         ),
         NetworkCheckpoint(str(out["last"])),
+        *([EpochWeights(out["epochs"], keep_epochs)] if keep_epochs else []),
         # The checkpoints, then the backup, then the epoch's row (see start_history): an epoch the
         # backup holds is never run again, and history.csv has it once.
         SharedBackupAndRestore(backup, out["backup"], finished=out["finished"]),

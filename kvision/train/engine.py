@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kvision.data import make_pipeline
@@ -21,7 +22,7 @@ from kvision.data.service import distribute
 from kvision.data.stream import CROP_SCALE, StreamSplit, stream_pipeline
 from kvision.data.stream_checks import naming_bad_images
 from kvision.errors import DataError, ModelError
-from kvision.train.callbacks import finished_epochs, make_callbacks, run_paths
+from kvision.train.callbacks import epoch_weights_path, finished_epochs, make_callbacks, run_paths
 from kvision.train.schedules import make_schedule
 from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
 
@@ -30,13 +31,18 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 
 @dataclasses.dataclass
 class TrainResult:
-    """What ``fit_classifier`` hands back: the trained network and where its run lives."""
+    """What ``fit_classifier`` hands back: the trained network and where its run lives.
+
+    ``averaged_epochs``: the epochs (from 1) whose weights were averaged into
+    ``model``; empty when it holds one epoch's weights.
+    """
 
     model: keras.Model
     history: dict
     run_dir: Path
     strategy: object
     best_checkpoint: Path | None
+    averaged_epochs: tuple = ()
 
 
 def make_optimizer(name, learning_rate, *, momentum=0.9, weight_decay=0.0, clipnorm=None):
@@ -273,19 +279,24 @@ def stream_inputs(strategy, train, validation, *, global_batch, data_service=Non
 
 
 def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, mode="max",
-            early_stopping_patience=None, restore_best=True, callbacks=(), verbose=None, steps_per_epoch=None):
+            early_stopping_patience=None, restore_best=True, average_last=0, callbacks=(), verbose=None,
+            steps_per_epoch=None):
     """``model.fit`` with the run directory's callbacks; with ``val_ds`` and ``restore_best``, the best weights after.
 
-    ``steps_per_epoch`` for a repeated ``train_ds``.
+    ``steps_per_epoch`` for a repeated ``train_ds``. With ``average_last``,
+    the weights of that many last epochs are kept and their mean is the
+    result instead (``average_epoch_weights``).
     For a training wrapper (a model with a ``.network``) the checkpoints and
     the result are that network. On a non-chief worker the files go to a
     scratch directory, removed once this worker has restored its (identical)
-    best weights from it.
+    best or averaged weights from it.
     """
     network = getattr(model, "network", model)
+    averaged = ()
     with worker_dir(run_dir) as out_dir:
         run_callbacks, best_path = make_callbacks(
-            run_dir, out_dir, monitor=monitor, mode=mode, early_stopping_patience=early_stopping_patience
+            run_dir, out_dir, monitor=monitor, mode=mode, early_stopping_patience=early_stopping_patience,
+            keep_epochs=average_last,
         )
         history = model.fit(
             train_ds,
@@ -296,15 +307,46 @@ def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, mode
             verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
             shuffle=False,  # the tf.data pipelines shuffle; Keras would only warn that it cannot
         )
-        if restore_best and val_ds is not None and best_path.exists():
+        if average_last:
+            averaged = average_epoch_weights(network, run_paths(out_dir)["epochs"], last=average_last,
+                                             through=finished_epochs(out_dir))
+        elif restore_best and val_ds is not None and best_path.exists():
             network.load_weights(best_path)
-    return run_result(network, history.history, run_dir, strategy)
+    return run_result(network, history.history, run_dir, strategy, averaged)
 
 
-def run_result(network, history, run_dir, strategy):
+def run_result(network, history, run_dir, strategy, averaged_epochs=()):
     """The ``TrainResult`` of a run in ``run_dir``, with its best checkpoint if it has one."""
     best_path = run_paths(run_dir)["best"]
-    return TrainResult(network, history, Path(run_dir), strategy, best_path if best_path.exists() else None)
+    return TrainResult(network, history, Path(run_dir), strategy, best_path if best_path.exists() else None,
+                       tuple(averaged_epochs))
+
+
+def average_epoch_weights(network, folder, *, last, through):
+    """Set ``network``'s weights to their mean over epochs ``through - last + 1 … through``; returns those epochs.
+
+    Checkpoint averaging (Vaswani et al. 2017, https://arxiv.org/abs/1706.03762;
+    fairseq's ``average_checkpoints.py``): each weight becomes the arithmetic
+    mean of its values at the end of those epochs, read from the files
+    ``EpochWeights`` keeps in ``folder``. Epochs count from 1; ``through`` is
+    the last epoch trained.
+    """
+    epochs = tuple(range(through - last + 1, through + 1))
+    paths = [epoch_weights_path(folder, epoch) for epoch in epochs]
+    missing = [path.name for path in paths if not path.exists()]
+    if epochs[0] < 1 or missing:
+        found = f"{through} epochs trained" if epochs[0] < 1 else f"missing {', '.join(missing)}"
+        raise ModelError(
+            f"Averaging the last {last} epochs needs the weights of epochs {epochs[0]} to {through} in {folder}. "
+            f"Received: {found}"
+        )
+    snapshots = []
+    for path in paths:
+        network.load_weights(path)
+        snapshots.append(network.get_weights())
+    network.set_weights([np.mean(values, axis=0, dtype=np.float64).astype(values[0].dtype) for values in zip(*snapshots)])
+    print(f"weights: the mean of epochs {epochs[0]} to {epochs[-1]} ({folder})")
+    return epochs
 
 
 def result_checkpoint(run_dir, restored_best):

