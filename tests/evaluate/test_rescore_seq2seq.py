@@ -106,4 +106,4 @@ def test_a_path_that_is_no_savedmodel_gets_one_line_from_the_command(tmp_path):
 
 def test_an_unknown_command_is_named(capsys):
     code, _, err = run_evaluate(["gan2"], capsys)
-    assert code == 1 and err.strip() == "error: Expected a command: g2p (--help lists them). Received: gan2"
+    assert code == 1 and err.strip() == "error: Expected a command: g2p, gan (--help lists them). Received: gan2"
