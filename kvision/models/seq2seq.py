@@ -38,6 +38,18 @@ def _inputs():
     }
 
 
+def _decoder_layers(num_layers, decoder_layers):
+    """The decoder's depth: ``decoder_layers``, or the encoder's ``num_layers`` when None; both checked."""
+    decoder_layers = num_layers if decoder_layers is None else decoder_layers
+    require(
+        is_positive_int(num_layers) and is_positive_int(decoder_layers),
+        "num_layers and decoder_layers must be positive integers.",
+        num_layers=num_layers,
+        decoder_layers=decoder_layers,
+    )
+    return decoder_layers
+
+
 def _check_vocab_sizes(source_vocab_size, target_vocab_size):
     require(
         is_positive_int(source_vocab_size) and is_positive_int(target_vocab_size),
@@ -138,13 +150,7 @@ def build_rnn_seq2seq(
     _check_vocab_sizes(source_vocab_size, target_vocab_size)
     require(cell in CELLS, f"cell must be one of {', '.join(CELLS)}.", cell=cell)
     require(attention in ATTENTIONS, f"attention must be one of {', '.join(ATTENTIONS)}.", attention=attention)
-    decoder_layers = num_layers if decoder_layers is None else decoder_layers
-    require(
-        is_positive_int(num_layers) and is_positive_int(decoder_layers),
-        "num_layers and decoder_layers must be positive integers.",
-        num_layers=num_layers,
-        decoder_layers=decoder_layers,
-    )
+    decoder_layers = _decoder_layers(num_layers, decoder_layers)
     require(
         is_positive_int(units) and (not bidirectional or units % 2 == 0),
         "units must be a positive integer, even when the encoder is bidirectional.",
@@ -226,13 +232,7 @@ def build_transformer_seq2seq(
     dense projection to the target vocabulary.
     """
     _check_vocab_sizes(source_vocab_size, target_vocab_size)
-    decoder_layers = num_layers if decoder_layers is None else decoder_layers
-    require(
-        is_positive_int(num_layers) and is_positive_int(decoder_layers),
-        "num_layers and decoder_layers must be positive integers.",
-        num_layers=num_layers,
-        decoder_layers=decoder_layers,
-    )
+    decoder_layers = _decoder_layers(num_layers, decoder_layers)
     require(
         is_positive_int(dim) and is_positive_int(num_heads) and dim % num_heads == 0,
         "dim must be a positive multiple of num_heads.",
