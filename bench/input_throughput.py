@@ -121,6 +121,22 @@ def measure(args):
     Path(args.out).write_text(json.dumps([BATCH * (time.perf_counter() - start) / images]))
 
 
+def rows_and_bar(times):
+    """The table's rows from ``{set-up: [seconds per 64 images, one per round]}``, the faster baseline, the bar met.
+
+    A row's rate is the median over rounds; the bar is met when every
+    kvision row's is at least ``BAR`` times the faster baseline's.
+    """
+    rates = {name: [BATCH / seconds for seconds in times[name]] for name in SETUPS}
+    median = {name: statistics.median(rates[name]) for name in SETUPS}
+    baseline = max(BASELINES, key=median.get)
+    rows = [{"setup": name, "batch": SETUPS[name], "images_per_s": round(median[name]),
+             "range": f"{min(rates[name]):.0f}–{max(rates[name]):.0f}",
+             "vs_kvision": f"{median[name] / median['kvision folder']:.2f}x",
+             "vs_baseline": f"{median[name] / median[baseline]:.2f}x"} for name in SETUPS]
+    return rows, baseline, all(median[name] >= BAR * median[baseline] for name in KVISION)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = make_parser("input_throughput", __doc__, training=False, interleaved=True, setups=SETUPS)
@@ -140,14 +156,7 @@ def main(argv=None):
         flags = ["--data", tmp, "--batches", str(args.batches), "--warmup", str(args.warmup)]
         times = interleave({name: lambda out, name=name: [sys.executable, "-m", "bench.input_throughput", "--setup", name,
                                                           *flags, "--out", str(out)] for name in SETUPS}, args.rounds)
-    rates = {name: [BATCH / seconds for seconds in times[name]] for name in SETUPS}
-    median = {name: statistics.median(rates[name]) for name in SETUPS}
-    baseline = max(BASELINES, key=median.get)
-    passed = all(median[name] >= BAR * median[baseline] for name in KVISION)
-    rows = [{"setup": name, "batch": SETUPS[name], "images_per_s": round(median[name]),
-             "range": f"{min(rates[name]):.0f}–{max(rates[name]):.0f}",
-             "vs_kvision": f"{median[name] / median['kvision folder']:.2f}x",
-             "vs_baseline": f"{median[name] / median[baseline]:.2f}x"} for name in SETUPS]
+    rows, baseline, passed = rows_and_bar(times)
     title = (f"Training input alone: {args.images} JPEGs around {args.image_size[1]}×{args.image_size[0]}, random-resized "
              f"crop to {CROP}×{CROP} + flip, batch {BATCH}, images/s (median of {args.rounds} rounds of {args.batches} "
              f"batches), {os.cpu_count()} CPU cores; bar: each kvision row ≥ {BAR}× the faster baseline ({baseline}): "
