@@ -19,7 +19,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from kvision.data.augment import augment_batch
-from kvision.data.crop import CROPS, random_window, resize_to
+from kvision.data.crop import CROPS, random_window, resize_to, resize_window
 from kvision.data.decode import ImageLimits, decode_center, decode_image
 from kvision.errors import DataError
 
@@ -107,7 +107,7 @@ def load_example(encoded, image_shape, limits, *, crop="pad", seed=None, crop_sc
     else:
         window_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
         window = functools.partial(random_window, seed=window_seed, scale=crop_scale)
-        image = resize_to(decode_image(encoded, channels, limits, window=window), (height, width))
+        image = resize_window(decode_image(encoded, channels, limits, window=window), (height, width))
         if flip:
             # Here, one image under a cond, rather than on the batch: augment_batch's reverse and broadcast
             # tf.where over a uint8 batch of 64 at 224×224 cost about 1 ms of CPU per image.

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from kvision.data import channel_stats
-from kvision.data.crop import center_window, random_window
+from kvision.data.crop import center_window, random_window, resize_to, resize_window
 from kvision.data.decode import ImageLimits, decode_image, decode_images
 from kvision.data.stream import stream_pipeline
 from kvision.data.stream_checks import bad_images, naming_bad_images, sample_arrays, sample_channel_stats, skipped_images
@@ -49,6 +49,19 @@ def test_center_window_is_the_imagenet_convention():
     np.testing.assert_array_equal(center_window(256, 320, (224, 224)).numpy(), [16, 48, 224, 224])
     np.testing.assert_array_equal(center_window(224, 224, (224, 224)).numpy(), [0, 0, 224, 224])
     np.testing.assert_array_equal(center_window(100, 100, (50, 50)).numpy(), [6, 6, 88, 88])
+
+
+def test_training_windows_are_antialiased_only_from_a_2x_downscale():
+    """Below 2× in both sides a training window is resized plain bilinear; from 2× in a side as evaluation resizes."""
+    image = tf.constant(photos(1, height=90, width=100)[0][0])
+    below, beyond = image[:, :90], image[:60]  # 90×90 and 60×100 to 48×48: 1.9× in both sides; 2.1× in width
+
+    def bilinear(window):
+        return np.round(tf.image.resize(window, (48, 48)).numpy()).clip(0, 255).astype(np.uint8)
+
+    np.testing.assert_array_equal(resize_window(below, (48, 48)).numpy(), bilinear(below))
+    assert np.abs(bilinear(below).astype(int) - resize_to(below, (48, 48)).numpy()).max() > 10  # not antialiased
+    np.testing.assert_array_equal(resize_window(beyond, (48, 48)).numpy(), resize_to(beyond, (48, 48)).numpy())
 
 
 def inception_batches(split, seed, epochs=2):
