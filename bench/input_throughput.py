@@ -12,8 +12,9 @@ cache for all of them. Each gives batches as its model input would take them:
 * ``kvision folder``: ``open_folder`` + ``stream_pipeline(training=True,
   crop="inception", flip=True, seed=0)``: the crop window (8–100 % of the
   area, aspect 3/4–4/3) is drawn from the JPEG's header, only the window is
-  decoded (``decode_and_crop_jpeg``) and resized (antialiased) to 224×224;
-  float32 ``[64, 224, 224, 3]`` in 0..255, int64 labels.
+  decoded (``decode_and_crop_jpeg``), resized to 224×224 (bilinear,
+  antialiased from a 2× downscale: ``resize_window``) and flipped, per
+  example; float32 ``[64, 224, 224, 3]`` in 0..255, int64 labels.
 * ``kvision TFRecord``: the same from the shards (``open_tfrecords``).
 * ``Keras``: ``keras.utils.image_dataset_from_directory(image_size=(224, 224),
   batch_size=64, shuffle=True)`` (each JPEG decoded whole and resized whole,
