@@ -40,6 +40,6 @@ setup(
         "gpu": ["tensorflow[and-cuda]>=2.16"],
         "test": ["pytest>=7", "pytest-xdist>=3", "pillow", "sacrebleu"],
         # Benchmarks only (bench/): the PyTorch and ONNX Runtime references and the profile reader; never imported by kvision.
-        "bench": ["torch==2.13.0", "tf2onnx", "onnxruntime", "xprof"],
+        "bench": ["torch==2.14.1", "torchvision==0.29.1", "tf2onnx", "onnxruntime", "xprof"],
     },
 )

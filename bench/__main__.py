@@ -1,6 +1,6 @@
 """Every benchmark, then BENCHMARKS.md from their results: ``python -m bench``.
 
-Runs the benchmarks one after another (about 17 minutes on 2 cores), each in
+Runs the benchmarks one after another (about 25 minutes on 2 cores), each in
 its own process with its default arguments, and writes ``BENCHMARKS.md`` at
 the repository root: the machine, the date, and each benchmark's command,
 wall time and table, read back from ``bench/results/*.json``. ``--no-run``
@@ -27,12 +27,13 @@ BENCHMARKS = (
     ("profile_step", "profile_step_resnet20", ()),
     ("profile_step", "profile_step_resnet20_keras_bn", ("--keras-batch-norm",)),
     ("pipeline_headroom", "pipeline_headroom", ()),
+    ("input_throughput", "input_throughput", ()),
     ("stream_memory", "stream_memory", ()),
     ("roofline", "roofline", ()),
     ("inference_latency", "inference_latency", ()),
     ("scaling", "scaling_resnet20", ()),
 )
-PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "torch", "onnxruntime", "tf2onnx")
+PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "torch", "torchvision", "onnxruntime", "tf2onnx")
 
 
 def machine():

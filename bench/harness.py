@@ -22,12 +22,20 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
 
-def run_measurement(command, out):
-    """Run ``command`` (which writes its step times to ``out``) from the repository root; the step times."""
+def run_child(command):
+    """Run ``command`` from the repository root, importing this checkout's kvision, TensorFlow's logging quiet.
+
+    Raises ``RuntimeError`` with the ends of its output when it fails.
+    """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+
+
+def run_measurement(command, out):
+    """Run ``command`` (which writes its step times to ``out``) with ``run_child``; the step times."""
+    run_child(command)
     return json.loads(Path(out).read_text())
 
 
@@ -146,21 +154,68 @@ def synthetic_images(count, shape=(32, 32, 3), num_classes=10, seed=0):
     return rng.integers(0, 256, (count, *shape), dtype=np.uint8), rng.integers(0, num_classes, count)
 
 
-def classifier_step_times(model, *, batch_size, steps, callbacks=(), **options):
-    """Step times of ``fit_classifier`` training registered ``model`` on synthetic 32×32×3 data, 2 epochs, the 2nd timed.
+PHOTO_SIZE = (375, 500)  # (height, width): the most common size of ImageNet's training JPEGs
 
-    ``batch_size`` is per replica, as in ``fit_classifier``; ``options`` go to it
-    (``strategy``, ``xla``, optimiser settings …); ``callbacks`` run after the timer.
+
+def write_image_folder(root, count, *, size, jitter=0.0, detail=0.0, classes=10):
+    """``count`` training and ``max(classes, count // 10)`` test JPEGs (quality 90) under ``root/{train,test}/class<k>/``.
+
+    Each is a random 8×8 colour field upsampled to ``(height, width)`` ``size``
+    (smooth, so it compresses like a photo), each side drawn from ±``jitter``
+    of it. ``detail`` adds Gaussian noise of that standard deviation drawn at
+    half resolution and upsampled: texture, so a JPEG has a photo's entropy
+    and costs a photo's decoding (see ``write_photo_folder``). Seeded by ``count``.
+    """
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(count)
+    for split, n in (("train", count), ("test", max(classes, count // 10))):
+        for i in range(n):
+            folder = root / split / f"class{i % classes}"
+            folder.mkdir(parents=True, exist_ok=True)
+            height, width = (round(side * rng.uniform(1 - jitter, 1 + jitter)) for side in size) if jitter else size
+            coarse = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+            image = Image.fromarray(coarse).resize((width, height), Image.BILINEAR)
+            if detail:
+                noise = np.clip(rng.normal(128, detail, (height // 2, width // 2, 3)), 0, 255).astype(np.uint8)
+                texture = np.asarray(Image.fromarray(noise).resize((width, height), Image.BILINEAR), np.int16) - 128
+                image = Image.fromarray(np.clip(np.asarray(image, np.int16) + texture, 0, 255).astype(np.uint8))
+            image.save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def write_photo_folder(root, count, size=PHOTO_SIZE):
+    """``write_image_folder`` of ImageNet-like JPEGs: sides ±20 % around ``size``, ≈ 100 kB each at 500×375."""
+    write_image_folder(root, count, size=size, jitter=0.2, detail=50)
+
+
+def convert_to_tfrecords(folder, output, shards=8):
+    """The image folder ``folder`` as ``shards`` TFRecord shards per split in ``output``, by ``kvision.data.convert``.
+
+    Run in a child process, so a benchmark's orchestrating process stays free of TensorFlow.
+    """
+    run_child([sys.executable, "-m", "kvision.data.convert", "--dataset", "folder", "--data-dir", str(folder),
+               "--output", str(output), "--shards", str(shards)])
+
+
+def classifier_step_times(model, *, batch_size, steps, image_shape=(32, 32, 3), callbacks=(), **options):
+    """Step times of ``fit_classifier`` training ``model`` on synthetic ``image_shape`` data, 2 epochs, the 2nd timed.
+
+    ``model`` is a registered classifier's name (built for ``image_shape`` and
+    10 classes) or a zero-argument function returning a classifier of
+    ``image_shape`` images. ``batch_size`` is per replica, as in
+    ``fit_classifier``; ``options`` go to it (``strategy``, ``xla``, optimiser
+    settings …); ``callbacks`` run after the timer.
     """
     from kvision.models import build
     from kvision.train import fit_classifier
 
+    model_fn = model if callable(model) else lambda: build(model, image_shape, 10)
     replicas = options["strategy"].num_replicas_in_sync if options.get("strategy") else 1
     timer = keras_step_timer()
     with tempfile.TemporaryDirectory() as run_dir:
-        fit_classifier(lambda: build(model, (32, 32, 3), 10), synthetic_images(batch_size * replicas * steps),
-                       run_dir=run_dir, epochs=2, batch_size=batch_size, seed=0, callbacks=[timer, *callbacks], verbose=0,
-                       **options)
+        fit_classifier(model_fn, synthetic_images(batch_size * replicas * steps, image_shape), run_dir=run_dir, epochs=2,
+                       batch_size=batch_size, seed=0, callbacks=[timer, *callbacks], verbose=0, **options)
     return timer.times
 
 

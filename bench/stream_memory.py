@@ -16,32 +16,17 @@ the in-memory one by the images it holds (6 000 × 49 kB = 295 MB, plus copies).
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.harness import ROOT, make_parser, report, run_measurement
+from bench.harness import convert_to_tfrecords, make_parser, report, run_measurement, write_image_folder
 
 SIZES = (2000, 8000)
 SOURCES = ("folder", "tfrecord", "in memory")
 IMAGE = 128
 CLASSES = 10
-
-
-def write_folder(root, count):
-    """``count`` training and ``count // 10`` test JPEGs of smooth random colour fields under ``root``."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(count)
-    for split, n in (("train", count), ("test", max(CLASSES, count // 10))):
-        for i in range(n):
-            folder = root / split / f"class{i % CLASSES}"
-            folder.mkdir(parents=True, exist_ok=True)
-            coarse = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)  # upsampled: compresses like a photo
-            Image.fromarray(coarse).resize((IMAGE, IMAGE), Image.BILINEAR).save(folder / f"{i:05d}.jpg", quality=90)
 
 
 def small_cnn():
@@ -84,11 +69,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         for count in SIZES:
             folder, shards = Path(tmp) / f"folder{count}", Path(tmp) / f"tfrecord{count}"
-            write_folder(folder, count)
-            convert = [sys.executable, "-m", "kvision.data.convert", "--dataset", "folder", "--data-dir", str(folder),
-                       "--output", str(shards), "--shards", "8"]
-            subprocess.run(convert, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"},
-                           check=True, capture_output=True)
+            write_image_folder(folder, count, size=(IMAGE, IMAGE), classes=CLASSES)
+            convert_to_tfrecords(folder, shards)
             for source in SOURCES:
                 data = shards if source == "tfrecord" else folder
                 out = Path(tmp) / "peak.json"

@@ -1,10 +1,12 @@
-"""The arithmetic behind the benchmark figures: FLOP counts, throughput ratios, the rendered tables."""
+"""The arithmetic behind the benchmark figures: FLOP counts, throughput ratios, the rendered tables; their data."""
 
 import keras
 import pytest
+from PIL import Image
 
 from bench.__main__ import markdown_table
-from bench.harness import throughput_rows
+from bench.harness import throughput_rows, write_image_folder
+from bench.input_throughput import rows_and_bar
 from bench.roofline import forward_flops
 from kvision.models import build
 
@@ -33,3 +35,24 @@ def test_throughput_rows_are_ratios_to_kvision_of_the_median_step():
 def test_markdown_table_right_aligns_all_but_the_first_column():
     table = markdown_table([("name", "set-up"), ("ms", "ms/step")], [{"name": "kvision", "ms": 1.5}])
     assert table.splitlines() == ["| set-up | ms/step |", "|---|---:|", "| kvision | 1.5 |"]
+
+
+def test_input_throughput_bar_needs_every_kvision_row_at_1_2x_the_faster_baseline():
+    # Seconds per 64 images, one per round: kvision folder 640/s, TFRecord 512/s, Keras 320/s, PyTorch 400/s.
+    times = {"kvision folder": [0.1, 0.1, 0.2], "kvision TFRecord": [0.125] * 3, "Keras": [0.2] * 3,
+             "PyTorch": [0.16, 0.1, 0.16]}
+    rows, baseline, passed = rows_and_bar(times)
+    assert baseline == "PyTorch" and passed
+    assert [row["images_per_s"] for row in rows] == [640, 512, 320, 400]
+    assert rows[0]["range"] == "320–640" and rows[1]["vs_baseline"] == "1.28x" and rows[3]["vs_kvision"] == "0.62x"
+    _, _, passed = rows_and_bar({**times, "kvision TFRecord": [0.14] * 3})  # 457/s: 1.14x PyTorch
+    assert not passed
+
+
+def test_write_image_folder_writes_train_and_test_class_folders_of_jittered_jpegs(tmp_path):
+    write_image_folder(tmp_path, 30, size=(40, 60), jitter=0.2, detail=50, classes=3)
+    train, test = sorted((tmp_path / "train").rglob("*.jpg")), sorted((tmp_path / "test").rglob("*.jpg"))
+    assert len(train) == 30 and len(test) == 3
+    assert {path.parent.name for path in train} == {"class0", "class1", "class2"}
+    sizes = {Image.open(path).size for path in train}
+    assert len(sizes) > 1 and all(48 <= width <= 72 and 32 <= height <= 48 for width, height in sizes)

@@ -8,7 +8,8 @@ happens in Python, reading happens in ``tf.data`` (``read``). The id (a file
 path, or ``shard:index``) travels with each example so a bad one can be
 named. ``stream_pipeline`` turns a split into batches: this worker's part of
 the files, shuffled, decoded by the bounded decoder (``kvision.data.decode``)
-in parallel, resized, augmented per batch, prefetched.
+and resized in parallel (an Inception training crop also flipped there),
+augmented per batch, prefetched.
 """
 
 import dataclasses
@@ -18,7 +19,7 @@ from collections.abc import Callable
 import tensorflow as tf
 
 from kvision.data.augment import augment_batch
-from kvision.data.crop import CROPS, random_window, resize_to
+from kvision.data.crop import CROPS, random_window, resize_to, resize_window
 from kvision.data.decode import ImageLimits, decode_center, decode_image
 from kvision.errors import DataError
 
@@ -89,18 +90,28 @@ class StreamedDataset:
         return {split: stream.count for split, stream in self.splits.items()}
 
 
-def load_example(encoded, image_shape, limits, *, crop="pad", window_seed=None, crop_scale=CROP_SCALE):
+def load_example(encoded, image_shape, limits, *, crop="pad", seed=None, crop_scale=CROP_SCALE, flip=False):
     """One encoded image as the uint8 ``image_shape`` a model of ``crop`` mode sees (``kvision.data.crop``).
 
-    With a ``window_seed`` (training, ``crop="inception"``) a random window
-    of ``crop_scale`` of the area; else the evaluation view: the central
-    window (``"inception"``) or the whole image (``"pad"``), resized.
+    With a ``seed`` (int ``[2]``; training, ``crop="inception"``) a random
+    window of ``crop_scale`` of the area, and with ``flip`` mirrored
+    left-right half the time; the seed is split between the two, so the
+    window does not depend on ``flip``. Else the evaluation view: the
+    central window (``"inception"``) or the whole image (``"pad"``), resized.
     """
-    if crop == "inception" and window_seed is None:
-        return decode_center(encoded, image_shape, limits)
     height, width, channels = image_shape
-    window = None if crop != "inception" else functools.partial(random_window, seed=window_seed, scale=crop_scale)
-    image = resize_to(decode_image(encoded, channels, limits, window=window), (height, width))
+    if crop != "inception":
+        image = resize_to(decode_image(encoded, channels, limits), (height, width))
+    elif seed is None:
+        return decode_center(encoded, image_shape, limits)
+    else:
+        window_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+        window = functools.partial(random_window, seed=window_seed, scale=crop_scale)
+        image = resize_window(decode_image(encoded, channels, limits, window=window), (height, width))
+        if flip:
+            # Here, one image under a cond, rather than on the batch: augment_batch's reverse and broadcast
+            # tf.where over a uint8 batch of 64 at 224×224 cost about 1 ms of CPU per image.
+            image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     return tf.ensure_shape(image, image_shape)
 
 
@@ -113,9 +124,10 @@ def stream_pipeline(split, *, image_shape, batch_size, training, num_classes=Non
     ``crop="pad"`` (small images) resizes whole images and, training, applies
     ``make_pipeline``'s batch augmentation (pad-and-crop, flip, cutout).
     ``crop="inception"`` (large images) trains on a random-resized crop of
-    each image (a JPEG decodes only its window) with a seed per example from
-    a seeded stream, then flip and cutout, and evaluates on the central
-    87.5 % window, as the exported signatures do (``kvision.data.crop``).
+    each image (a JPEG decodes only its window), flipped as it is loaded,
+    with a seed per example from a seeded stream, then cutout per batch, and
+    evaluates on the central 87.5 % window, as the exported signatures do
+    (``kvision.data.crop``).
     Training reads the files in a shuffled order, shuffles examples in a
     ``shuffle_buffer``, and drops the last partial batch by default;
     evaluation keeps the order and every example.
@@ -146,31 +158,35 @@ def stream_pipeline(split, *, image_shape, batch_size, training, num_classes=Non
         dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     options = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
 
-    def load(encoded, label, _id, window_seed=None):
-        image = load_example(encoded, image_shape, limits, crop=crop, window_seed=window_seed, crop_scale=crop_scale)
+    def load(encoded, label, _id, example_seed=None):
+        image = load_example(encoded, image_shape, limits, crop=crop, seed=example_seed, crop_scale=crop_scale,
+                             flip=flip)
         return image, label
 
-    if training and crop == "inception":
-        # One [2]-seed per example, redrawn every epoch: a new window for each image each time it is seen.
-        window_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, window_seeds)).map(
-            lambda example, window_seed: load(*example, window_seed), **options
+    inception_training = training and crop == "inception"
+    if inception_training:
+        # One [2]-seed per example, redrawn every epoch: a new window and flip for each image each time it is seen.
+        example_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip((dataset, example_seeds)).map(
+            lambda example, example_seed: load(*example, example_seed), **options
         )
-        crop_padding = 0  # the window is the crop
     else:
         dataset = dataset.map(load, **options)
     if skip_bad_images:
         dataset = dataset.ignore_errors()
     dataset = dataset.batch(batch_size, drop_remainder=training if drop_remainder is None else bool(drop_remainder))
+    # An Inception window is the crop and was flipped as it was loaded: its batches only take cutout.
+    batch_augmentation = dict(crop_padding=0 if inception_training else crop_padding,
+                              flip=flip and not inception_training, cutout=cutout)
 
     def finish(images, labels, batch_seed=None):
         if batch_seed is not None:
-            images = augment_batch(images, batch_seed, crop_padding=crop_padding, flip=flip, cutout=cutout)
+            images = augment_batch(images, batch_seed, **batch_augmentation)
         if num_classes is not None:
             labels = tf.one_hot(labels, num_classes, dtype=tf.float32)
         return tf.cast(images, tf.float32), labels
 
-    if training and (crop_padding or flip or cutout):
+    if training and any(batch_augmentation.values()):
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
             lambda batch, batch_seed: finish(*batch, batch_seed), **options

@@ -1,12 +1,14 @@
 """Streamed pipelines: Inception crops, evaluation and export see the same pixels, samples, bad images."""
 
+import hashlib
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kvision.data import channel_stats
-from kvision.data.crop import center_window, random_window
+from kvision.data.crop import center_window, random_window, resize_to, resize_window
 from kvision.data.decode import ImageLimits, decode_image, decode_images
 from kvision.data.stream import stream_pipeline
 from kvision.data.stream_checks import bad_images, naming_bad_images, sample_arrays, sample_channel_stats, skipped_images
@@ -49,6 +51,19 @@ def test_center_window_is_the_imagenet_convention():
     np.testing.assert_array_equal(center_window(100, 100, (50, 50)).numpy(), [6, 6, 88, 88])
 
 
+def test_training_windows_are_antialiased_only_from_a_2x_downscale():
+    """Below 2× in both sides a training window is resized plain bilinear; from 2× in a side as evaluation resizes."""
+    image = tf.constant(photos(1, height=90, width=100)[0][0])
+    below, beyond = image[:, :90], image[:60]  # 90×90 and 60×100 to 48×48: 1.9× in both sides; 2.1× in width
+
+    def bilinear(window):
+        return np.round(tf.image.resize(window, (48, 48)).numpy()).clip(0, 255).astype(np.uint8)
+
+    np.testing.assert_array_equal(resize_window(below, (48, 48)).numpy(), bilinear(below))
+    assert np.abs(bilinear(below).astype(int) - resize_to(below, (48, 48)).numpy()).max() > 10  # not antialiased
+    np.testing.assert_array_equal(resize_window(beyond, (48, 48)).numpy(), resize_to(beyond, (48, 48)).numpy())
+
+
 def inception_batches(split, seed, epochs=2):
     pipeline = stream_pipeline(split, image_shape=SHAPE, batch_size=8, training=True, crop="inception", seed=seed,
                                flip=False, shuffle_buffer=1)
@@ -66,6 +81,41 @@ def test_inception_crops_differ_per_example_and_epoch_and_repeat_with_the_seed()
     assert len({c.tobytes() for c in crops}) == 8
     assert np.abs(first[0][0] - first[1][0]).max() > 50
     assert not np.array_equal(inception_batches(split, 6, epochs=1)[0][0], first[0][0])
+
+
+def test_inception_training_flips_each_crop_with_its_own_seed():
+    """A seeded batch: about half its crops are exact mirrors of the crops without flip, the rest those crops; repeatable."""
+    images, labels = photos(32)
+    split = memory_split(images, labels, fmt="jpeg")
+
+    def batch(flip):
+        pipeline = stream_pipeline(split, image_shape=SHAPE, batch_size=32, training=True, crop="inception", seed=5,
+                                   flip=flip, shuffle_buffer=1)
+        return next(iter(pipeline))[0].numpy()
+
+    unflipped, flipped = batch(False), batch(True)
+    np.testing.assert_array_equal(batch(True), flipped)
+    mirrored = np.array([np.array_equal(f, u[:, ::-1]) for f, u in zip(flipped, unflipped, strict=True)])
+    kept = np.array([np.array_equal(f, u) for f, u in zip(flipped, unflipped, strict=True)])
+    assert (mirrored != kept).all()  # each crop is one or the other (no crop is its own mirror)
+    assert 10 <= mirrored.sum() <= 22
+
+
+def test_pad_training_batches_are_unchanged():
+    """crop="pad" training (make_pipeline's pad-and-crop, flip, cutout per batch) gives the pixels it always gave.
+
+    Sixteen copies of one image, so the pixels depend on the seeded augmentation, not on the shuffled order;
+    the digest was recorded before Inception crops moved their flip into the per-example load.
+    """
+    images, labels = quadrant_images(1, size=16, channels=3, seed=4)
+    split = memory_split(np.repeat(images, 16, 0), np.repeat(labels, 16))
+    pipeline = stream_pipeline(split, image_shape=(16, 16, 3), batch_size=8, training=True, seed=7, crop_padding=4,
+                               flip=True, cutout=6)
+    batches = np.concatenate([x.numpy().astype(np.uint8) for x, _ in pipeline])
+    assert batches.shape == (16, 16, 16, 3) and len({b.tobytes() for b in batches}) == 16
+    assert hashlib.sha256(batches.tobytes()).hexdigest() == (
+        "5fb0536ebf9b68093c950c4cca52a6d0bd6274c9f05383f305e8e32f94ffd612"
+    )
 
 
 def test_jpeg_window_decodes_as_full_decode_then_crop():
