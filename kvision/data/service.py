@@ -15,6 +15,7 @@ serialisable: kvision's pipelines are (stateless ops, no Python functions).
 
 import argparse
 import signal
+import threading
 
 import tensorflow as tf
 
@@ -79,13 +80,17 @@ def main(argv=None):
                         help="dispatcher port on 127.0.0.1, 0 for any free one (default: 5050)")
     parser.add_argument("--workers", type=int, default=1, help="workers to start (default: 1)")
     args = parser.parse_args(argv)
-    stop = {signal.SIGINT, signal.SIGTERM}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # before the servers' threads start, so they inherit it
+    # A handler, not a blocked mask: TensorFlow's threads exist from its import on, and the kernel may deliver
+    # SIGTERM to any of them; with a handler installed the process never dies of it, whichever thread gets it.
+    stopping = threading.Event()
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda signum, frame: stopping.set())
     service = LocalService(dispatcher_port=args.dispatcher_port, workers=args.workers)
     print(f"tf.data service: dispatcher {service.address}, {len(service.workers)} worker(s); Ctrl-C stops it",
           flush=True)
     try:
-        signal.sigwait(stop)
+        while not stopping.is_set():
+            stopping.wait(0.5)  # returns to the main thread's loop, where Python runs the handler
     finally:
         service.stop()
 
