@@ -35,6 +35,7 @@ def test_tf_configs_name_every_worker_on_loopback():
     assert len(set(launch.free_ports(3))) == 3
 
 
+@pytest.mark.slow
 def test_two_workers_train_identically_and_match_one_process(tmp_path):
     """Classifier, seq2seq and GAN engines: the workers hold one model, the one a single process trains."""
     (tmp_path / "two").mkdir()
@@ -66,6 +67,7 @@ def test_two_workers_train_identically_and_match_one_process(tmp_path):
     assert set(Path(tempfile.gettempdir()).glob("kvision-worker-*")) == scratch, "worker 1's scratch directories are removed"
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_epoch_resumes_at_the_next_epoch(tmp_path):
     """SIGKILL worker 1 during epoch 3 of 4; the restarted job runs epochs 3 and 4 only and exports."""
     data = write_idx_dataset(tmp_path / "data", train_count=192, test_count=32, examples=quadrant_examples).path
@@ -107,6 +109,7 @@ def test_a_worker_killed_mid_epoch_resumes_at_the_next_epoch(tmp_path):
     np.testing.assert_allclose(serving(images=tf.constant(images))["logits"], expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_failing_worker_stops_the_job(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text("import json, os, sys, time\n"
@@ -127,6 +130,7 @@ def test_bad_arguments(tmp_path):
         launch.main([str(tmp_path / "missing.py")])
 
 
+@pytest.mark.slow
 def test_one_epoch_of_streamed_input_gives_every_example_to_exactly_one_worker(tmp_path):
     """TFRecord shards (whole shards per worker) and an image folder (files per worker) under two real workers."""
     from kvision.data import ImageDataset

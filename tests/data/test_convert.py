@@ -85,6 +85,7 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_bad_flag_is_one_error_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "kvision.data.convert", "--dataset", "mnist", "--output", str(tmp_path / "out"),

@@ -32,6 +32,7 @@ def epoch(dataset):
     return sorted(np.concatenate(labels).tolist()), sorted(np.concatenate(sums).tolist())
 
 
+@pytest.mark.slow
 def test_an_epoch_from_the_service_holds_the_same_examples_as_without():
     service = LocalService(workers=1)
     try:
@@ -51,6 +52,7 @@ def test_a_malformed_address_is_refused(address):
         check_address(address)
 
 
+@pytest.mark.slow
 def test_the_command_serves_until_it_is_stopped():
     command = [sys.executable, "-m", "kvision.data.service", "--dispatcher-port", "0", "--workers", "2"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -93,6 +93,7 @@ def test_a_savedmodel_of_another_kind_is_refused_naming_it(tmp_path, capsys):
         "noise float32[None, 4] and returns images uint8[None, 4]")
 
 
+@pytest.mark.slow
 def test_a_path_that_is_no_savedmodel_gets_one_line_from_the_command(tmp_path):
     (tmp_path / "run").mkdir()
     done = subprocess.run([sys.executable, "-m", "kvision.evaluate", "g2p", "--model", str(tmp_path / "run")],

@@ -34,6 +34,7 @@ def captioner():
     return Captioner(model, vocab, beam_width=2)
 
 
+@pytest.mark.slow
 def test_exported_captioner_round_trips_png_and_jpeg_in_a_fresh_process(captioner, tmp_path):
     images = np.random.default_rng(1).integers(0, 256, (6, 32, 32, 1), dtype=np.uint8)
     result = export_captioner(captioner, tmp_path / "models", "captions", images, version=3,

@@ -63,6 +63,7 @@ def test_user_mistakes_get_one_line(run_dir, tmp_path, path, extra, message):
     assert not (tmp_path / "fm").exists()
 
 
+@pytest.mark.slow
 def test_help_documents_every_flag():
     shown = subprocess.run([sys.executable, "-m", "kvision.export", "--help"], capture_output=True, text=True,
                            timeout=120, cwd=ROOT, check=True).stdout

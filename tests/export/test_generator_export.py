@@ -39,6 +39,7 @@ def test_a_conditional_generator_is_blessed_with_its_documented_signature(condit
     assert (result.path / "assets.extra" / "tf_serving_warmup_requests").exists()
 
 
+@pytest.mark.slow
 def test_the_export_serves_in_a_process_without_kvision(conditional, tmp_path):
     generator, result = conditional
     noise = np.random.default_rng(0).standard_normal((6, 8)).astype(np.float32)

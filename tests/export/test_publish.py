@@ -179,6 +179,7 @@ def test_a_serving_check_that_hangs_is_killed_with_its_directory(tmp_path, monke
     assert wait_for(lambda: not running(pid), 5) and not Path(check_dir).exists()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_the_serving_check_dies_with_a_killed_exporter_and_its_directory_is_cleaned(tmp_path):
     script, report = blocking_check(tmp_path)

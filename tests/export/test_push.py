@@ -105,6 +105,7 @@ def test_models_config_is_a_model_server_config_for_the_newest_versions(blessed)
     assert entry.model_version_policy.latest.num_versions == 2
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_the_documented_signatures(blessed):
     _, result = blessed
     cli = Path(sys.executable).with_name("saved_model_cli")
@@ -160,6 +161,7 @@ def test_a_serving_failure_in_the_fresh_process_is_not_blessed(trained_cnn, quad
     assert "Op type not registered" in result.failed_checks[0].name
 
 
+@pytest.mark.slow
 def test_a_killed_export_never_appears_as_a_version(trained_cnn, quadrants, tmp_path):
     trained_cnn.save(tmp_path / "model.keras")
     np.savez(tmp_path / "data.npz", images=quadrants[1][0], labels=quadrants[1][1])

@@ -92,6 +92,7 @@ class Squash(keras.layers.Layer):
         return x / (1.0 + tf.abs(x))
 
 
+@pytest.mark.slow
 def test_a_model_with_a_custom_layer_serves_without_its_python_code(tmp_path, quadrants):
     inputs = keras.Input((16, 16, 1))
     x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
@@ -162,6 +163,7 @@ print(outcomes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 """
 
 
+@pytest.mark.slow
 def test_bomb_requests_keep_a_fresh_serving_process_under_1_5_gb(trained_cnn, tmp_path):
     """A 100 MP PNG (0.1 MB), three bombs at once, a GIF of 300 frames of 4 MP, a 36 MP image: bounded memory."""
     classifier_archive(trained_cnn, CLASS_NAMES).write_out(str(tmp_path / "model"), verbose=False)

@@ -275,6 +275,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_one_and_two_devices_give_the_same_training():
     """Same initial weights and global batch under MirroredStrategy on 1 and 2 logical CPUs.
 

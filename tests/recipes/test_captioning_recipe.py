@@ -16,6 +16,7 @@ def items(tmp_path_factory):
     return write_idx_dataset(tmp_path_factory.mktemp("items"), train_count=60, test_count=20, size=14).path
 
 
+@pytest.mark.slow
 def test_captioning_composes_scenes_trains_reports_bleu_and_exports(items, tmp_path):
     result = run_recipe("captioning.py", "--items-dir", items, "--data-dir", tmp_path / "scenes", "--canvas", 32,
                         "--scenes", 64, "--validation-scenes", 16, "--test-scenes", 24, "--epochs", 1, "--units", 16, "--batch-size", 32,

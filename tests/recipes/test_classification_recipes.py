@@ -42,6 +42,7 @@ def fashion_copy(fashion_run, tmp_path):
     return fashion_run[0], tmp_path / "run"
 
 
+@pytest.mark.slow
 def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
     tmp, result = fashion_run
     summary = json.loads(result.stdout[result.stdout.index("{"):])
@@ -68,6 +69,7 @@ def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
     np.testing.assert_allclose(serving(images=tf.constant(images))["logits"], expected, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_training_settings_is_refused_and_writes_nothing(fashion_run, monkeypatch):
     tmp, _ = fashion_run
     before = files(tmp)
@@ -81,6 +83,7 @@ def test_a_rerun_with_other_training_settings_is_refused_and_writes_nothing(fash
     assert files(tmp) == before
 
 
+@pytest.mark.slow
 def test_a_finished_run_whose_export_failed_exports_again_without_training(fashion_copy, monkeypatch):
     tmp, run_dir = fashion_copy
     history = (run_dir / "history.csv").read_text()
@@ -101,6 +104,7 @@ def test_a_finished_run_whose_export_failed_exports_again_without_training(fashi
     assert (run_dir.parent / "exports" / "fashion_mnist_cnn" / "6" / "BLESSED").exists()
 
 
+@pytest.mark.slow
 def test_overwrite_deletes_the_run_and_trains_afresh(fashion_copy, monkeypatch):
     tmp, run_dir = fashion_copy
     result = run_in_process("fashion_mnist.py", *fashion_args(tmp, run_dir, run_dir.parent / "exports"), "--epochs", 1,
@@ -141,6 +145,7 @@ def test_every_recipe_documents_its_flags(tmp_path, monkeypatch):
             assert flag in result.stdout
 
 
+@pytest.mark.slow
 def test_adversarial_training_and_robustness_flags(tmp_path):
     data = write_idx_dataset(tmp_path / "data", train_count=128, test_count=48, examples=quadrant_examples).path
     result = run_recipe(
@@ -168,6 +173,7 @@ def test_adversarial_training_and_robustness_flags(tmp_path):
     assert type(best).__name__ == "Functional" and best.get_layer("logits").units == 10
 
 
+@pytest.mark.slow
 def test_cifar10_recipe_on_a_tiny_binary_archive(tmp_path):
     release = write_cifar10_binary(tmp_path / "release", per_batch=50, test_count=50, examples=quadrant_examples)
     archive = make_tar_gz(release.path, tmp_path / "cifar-10-binary.tar.gz")

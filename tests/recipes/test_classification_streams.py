@@ -45,6 +45,7 @@ def arguments(tmp_path, *extra):
             "--tflite", "", *extra]
 
 
+@pytest.mark.slow
 def test_streamed_folder_trains_with_inception_crops_and_exports(recipe, tmp_path):
     folder_dataset(tmp_path / "data")  # train/c*/ and test/c*/ JPEGs, read by the real folder source
     summary = recipe.main(arguments(tmp_path, "--data-dir", str(tmp_path / "data")))
@@ -65,6 +66,7 @@ def test_a_corrupt_file_is_named_before_the_run_directory_is_written(recipe, tmp
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_skip_bad_images_reports_them(recipe, tmp_path, monkeypatch, capsys):
     dataset, paths = folder_dataset(tmp_path / "data", corrupt=(5, 9))
     monkeypatch.setattr(recipe, "open_data", lambda args: dataset)

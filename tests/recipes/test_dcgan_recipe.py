@@ -21,6 +21,7 @@ def setup(tmp_path_factory):
     return tmp, data
 
 
+@pytest.mark.slow
 def test_conditional_dcgan_trains_measures_and_exports(setup):
     tmp, data = setup
     result = run_recipe("dcgan.py", "--data-dir", data, "--conditional", "--epochs", 1, "--batch-size", 32, "--fid-samples", 100,
@@ -44,6 +45,7 @@ def test_conditional_dcgan_trains_measures_and_exports(setup):
     assert "SavedModel max abs Δpixel" in result.stdout
 
 
+@pytest.mark.slow
 def test_unconditional_dcgan_on_a_tiny_cifar10_archive(tmp_path):
     release = write_cifar10_binary(tmp_path / "release", per_batch=20, test_count=20, examples=quadrant_examples)
     archive = make_tar_gz(release.path, tmp_path / "cifar-10-binary.tar.gz")
@@ -58,6 +60,7 @@ def test_unconditional_dcgan_on_a_tiny_cifar10_archive(tmp_path):
     assert final.shape == (320, 320, 3)
 
 
+@pytest.mark.slow
 def test_a_finished_run_whose_export_failed_exports_again_without_training(setup, tmp_path, monkeypatch):
     _, data = setup
     args = ["--data-dir", data, "--epochs", 1, "--batch-size", 32, "--tflite", "", "--run-dir", tmp_path / "run",
@@ -87,6 +90,7 @@ def test_a_finished_run_whose_export_failed_exports_again_without_training(setup
         (["--cas"], "error: --cas measures a conditional generator. Received: --cas without --conditional"),
     ],
 )
+@pytest.mark.slow
 def test_user_mistakes_get_one_line_and_no_output(setup, tmp_path, args, message, monkeypatch):
     _, data = setup
     args = args if "--data-dir" in args else ["--data-dir", data, *args]
@@ -105,6 +109,7 @@ def test_help_documents_every_flag(tmp_path, monkeypatch):
     assert "--discriminator projection --loss hinge --spectral-norm" in shown, "the candidates' commands"
 
 
+@pytest.mark.slow
 def test_candidate_flags_reach_the_networks_and_the_training(setup, tmp_path, monkeypatch):
     _, data = setup
     seen = {}

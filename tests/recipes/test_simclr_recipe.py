@@ -26,6 +26,7 @@ def simclr_run(tmp_path_factory):
     return tmp, data, result, len(labelled_subset(*written.train, 0.5, seed=0)[0])
 
 
+@pytest.mark.slow
 def test_recipe_records_every_phase_and_compares_the_arms(simclr_run):
     tmp, _, result, labels = simclr_run
     results = json.loads((tmp / "run" / "results.json").read_text())
@@ -59,6 +60,7 @@ def test_recipe_records_every_phase_and_compares_the_arms(simclr_run):
     assert json.loads((tmp / "run" / "config.json").read_text())["temperature"] == 0.5
 
 
+@pytest.mark.slow
 def test_a_rerun_skips_finished_phases_and_other_settings_are_refused(simclr_run, monkeypatch):
     tmp, data, _, _ = simclr_run
     before = json.loads((tmp / "run" / "results.json").read_text())

@@ -44,6 +44,7 @@ def arguments(tmp_path, *extra):
             "--tflite", "", *extra]
 
 
+@pytest.mark.slow
 def test_fine_tunes_from_the_weights_file_on_inception_crops_and_exports(transfer, weights_file, tmp_path):
     path, pretrained = weights_file
     jpeg_folder(tmp_path / "data")

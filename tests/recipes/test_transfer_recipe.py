@@ -25,6 +25,7 @@ def transfer_run(tmp_path_factory):
     return tmp, written, result
 
 
+@pytest.mark.slow
 def test_results_hold_both_runs_of_every_share(transfer_run):
     tmp, written, result = transfer_run
     results = json.loads((tmp / "run" / "results.json").read_text())
@@ -51,6 +52,7 @@ def test_results_hold_both_runs_of_every_share(transfer_run):
     assert "fine-tune  scratch" in result.stdout and "  50.0%" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_rerun_loads_what_is_finished_and_trains_nothing(transfer_run, monkeypatch):
     tmp, written, _ = transfer_run
     before = (tmp / "run" / "results.json").read_text()
@@ -63,6 +65,7 @@ def test_a_rerun_loads_what_is_finished_and_trains_nothing(transfer_run, monkeyp
     assert {path: path.stat().st_mtime_ns for path in histories} == histories
 
 
+@pytest.mark.slow
 def test_a_rerun_with_other_settings_is_refused(transfer_run, monkeypatch):
     tmp, written, _ = transfer_run
     result = run_in_process("transfer.py", "--data-dir", written.path, *ARGS, "--epochs", 2,

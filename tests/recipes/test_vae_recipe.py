@@ -22,6 +22,7 @@ def setup(tmp_path_factory):
     return tmp, data
 
 
+@pytest.mark.slow
 def test_vae_trains_reports_the_test_elbo_and_exports_its_decoder(setup):
     tmp, data = setup
     result = run_recipe("vae.py", "--data-dir", data, "--epochs", 2, "--batch-size", 32, "--validation-size", 32,
@@ -45,6 +46,7 @@ def test_vae_trains_reports_the_test_elbo_and_exports_its_decoder(setup):
     assert (tmp / "run" / "samples" / "traversal_epoch_002.png").exists()
 
 
+@pytest.mark.slow
 def test_a_vae_run_exports_apart_from_training(setup):
     tmp, _ = setup  # the run of the test above
     result = subprocess.run(
@@ -66,6 +68,7 @@ def test_a_vae_run_exports_apart_from_training(setup):
         (["--beta", "-1"], "beta must be a number ≥ 0"),
     ],
 )
+@pytest.mark.slow
 def test_user_mistakes_get_one_line_and_no_output(setup, tmp_path, args, message, monkeypatch):
     _, data = setup
     result = run_in_process("vae.py", "--data-dir", data, *args, "--run-dir", tmp_path / "run", "--export-dir",

@@ -139,6 +139,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_adversarial_training_under_mixed_precision_on_two_replicas(tmp_path):
     """In its own process: see ``tests.helpers.run_on_two_cpus``."""
     result = run_on_two_cpus(TWO_REPLICAS_SCRIPT, tmp_path)

@@ -1,6 +1,7 @@
 """fit_captioner on one device and on two: the same losses (the attention loss is a per-replica layer loss)."""
 
 import numpy as np
+import pytest
 
 from kvision.data.captions import CaptionSet
 from kvision.data.text import WordPieceVocabulary
@@ -20,6 +21,7 @@ def fit(run_dir, strategy=None):
                          run_dir=run_dir, epochs=2, batch_size=8, seed=0, strategy=strategy, verbose=0)
 
 
+@pytest.mark.slow
 def test_two_replicas_follow_one_device():
     runs = run_on_two_cpus("""
 import tempfile

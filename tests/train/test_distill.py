@@ -145,6 +145,7 @@ print(json.dumps(runs))
 """
 
 
+@pytest.mark.slow
 def test_two_replicas_distil_and_prune_like_one_device(tmp_path, teacher_file):
     """The soft-target loss is averaged over the global batch like the hard one, and the pruning masks are
     mirrored: 2 replicas follow 1 device's loss curve and prune the same weights.

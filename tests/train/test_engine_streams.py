@@ -106,6 +106,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_two_replicas_read_disjoint_parts_and_train_as_one(tmp_path):
     """Same global batch on 1 and 2 logical CPUs: same steps per epoch, close losses (each replica reads its own part)."""
     runs = run_on_two_cpus(TWO_REPLICAS_SCRIPT, tmp_path)
@@ -114,6 +115,7 @@ def test_two_replicas_read_disjoint_parts_and_train_as_one(tmp_path):
     assert runs["two"]["loss"][-1] < runs["two"]["loss"][0]
 
 
+@pytest.mark.slow
 def test_a_tf_data_service_produces_the_training_stream(tmp_path):
     from kvision.data.service import LocalService
 

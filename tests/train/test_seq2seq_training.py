@@ -63,6 +63,7 @@ def test_a_finished_run_is_loaded_not_trained_again(tmp_path, capsys):
         np.testing.assert_array_equal(loaded, trained)
 
 
+@pytest.mark.slow
 def test_two_replicas_follow_one_device():
     """Same initial weights and global batch of 16 on 1 and 2 logical CPUs.
 

@@ -164,6 +164,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_device(tmp_path):
     """Negatives are gathered across replicas and the head's BatchNorm is synchronised: the global batch decides.
 

@@ -68,6 +68,7 @@ print(json.dumps({"replicas": result.strategy.num_replicas_in_sync, "steps": cou
 """
 
 
+@pytest.mark.slow
 def test_two_replicas_train_on_a_stream(tmp_path):
     """Each of 2 replicas gets 6 images a step: a global batch of 12, so 24 // 12 steps an epoch.
 
