@@ -38,7 +38,7 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest>=7", "pytest-xdist>=3", "pillow", "sacrebleu"],
+        "test": ["pytest>=7", "pytest-xdist>=3.8", "pillow", "sacrebleu"],
         # Benchmarks only (bench/): the PyTorch and ONNX Runtime references and the profile reader; never imported by kvision.
         "bench": ["torch==2.14.1", "torchvision==0.29.1", "tf2onnx", "onnxruntime", "xprof"],
     },
