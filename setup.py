@@ -10,6 +10,9 @@ VERSION = re.search(
     r'^__version__ = "([^"]+)"', (HERE / "kvision" / "__init__.py").read_text(), re.M
 ).group(1)
 
+# tf2onnx 1.17 is the first without a protobuf 3.20 pin; ONNX Runtime 1.20 the first built for numpy 2.
+ONNX = ["onnxruntime>=1.20", "onnx>=1.17", "tf2onnx>=1.17"]
+
 setup(
     name="kvision",
     version=VERSION,
@@ -38,7 +41,9 @@ setup(
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16"],
-        "test": ["pytest>=7", "pytest-xdist>=3.8", "pillow", "sacrebleu"],
+        # --onnx: Keras' ONNX exporter converts through tf2onnx (which needs onnx); the blessing runs ONNX Runtime.
+        "onnx": ONNX,
+        "test": ["pytest>=7", "pytest-xdist>=3.8", "pillow", "sacrebleu", *ONNX],
         # Benchmarks only (bench/): the PyTorch and ONNX Runtime references and the profile reader; never imported by kvision.
         "bench": ["torch==2.14.1", "torchvision==0.29.1", "tf2onnx", "onnxruntime", "xprof"],
     },

@@ -33,7 +33,8 @@ from kvision.data.decode import ImageLimits
 from kvision.data.stream import StreamedDataset
 from kvision.data.stream_checks import sample_arrays
 from kvision.errors import ExportError, exit_on_error
-from kvision.export.push import export_captioner, export_classifier, export_generator, export_translator
+from kvision.export.exporters import export_captioner, export_classifier, export_generator, export_translator
+from kvision.export.onnx_export import ONNX_INSTALL, require_onnx
 from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
 
 REPRESENTATIVE_IMAGES = 300
@@ -66,6 +67,9 @@ def add_export_arguments(parser, *, classifier=True, model_dependent=False, tfli
     if tflite:
         group.add_argument("--tflite", default=default,
                            help=f"comma-separated TFLite variants among {','.join(variants)} ('' for none; default: {shown})")
+        group.add_argument("--onnx", action="store_true",
+                           help=f"also write model.onnx, checked with ONNX Runtime against Keras before blessing "
+                                f"(needs: {ONNX_INSTALL})")
     if classifier:
         group.add_argument("--int8-io", default="uint8", choices=INT8_IO_TYPES, help="input/output type of the int8 TFLite model")
         group.add_argument("--allow-select-ops", action="store_true", help="let TFLite files use Select TF ops (needs the Flex delegate)")
@@ -101,6 +105,8 @@ def check_export_arguments(args):
     """Fail on bad export flags before any training or loading happens."""
     if getattr(args, "tflite", None) is not None:  # None: the CLI's default, resolved once the model is known
         parse_variants(args.tflite)
+    if getattr(args, "onnx", False):
+        require_onnx()
     if args.keep_versions < 1:
         raise ExportError(f"--keep-versions must be at least 1. Received: {args.keep_versions}")
     if getattr(args, "bless_min_accuracy", None) is not None and not 0 <= args.bless_min_accuracy <= 1:
@@ -144,6 +150,7 @@ def export_for_dataset(model, dataset, args, *, name, metrics=None, training_com
         representative_images=representative,
         version=args.version,
         tflite=tflite_variants(args, CLASSIFIER_TFLITE),
+        onnx=args.onnx,
         int8_io=args.int8_io,
         allow_select_ops=args.allow_select_ops,
         bless_min_accuracy=args.bless_min_accuracy,
@@ -190,7 +197,8 @@ def export_for_generator(generator, args, *, name, quality=None, training_comman
     ``python -m kvision.evaluate gan`` re-scores the served model alike.
     """
     return export_generator(
-        generator, args.export_dir, name, tflite=tflite_variants(args, GENERATOR_TFLITE), version=args.version,
+        generator, args.export_dir, name, tflite=tflite_variants(args, GENERATOR_TFLITE), onnx=args.onnx,
+        version=args.version,
         push_only_if_blessed=args.push_only_if_blessed, keep_versions=args.keep_versions,
         metrics={k: quality[k] for k in GENERATOR_METRICS if k in (quality or {})},
         training_command=training_command, dataset=dataset,

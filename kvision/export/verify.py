@@ -2,7 +2,7 @@
 
 Every figure compares an artifact with the in-memory Keras model on the same
 images: the SavedModel's signatures, called in a process that imports only
-TensorFlow, and each TFLite file.
+TensorFlow, each TFLite file and the ONNX file.
 """
 
 import ctypes
@@ -44,6 +44,11 @@ TFLITE_FLOAT32_MAX_LOGIT_DIFF = 1e-3
 FLOAT32_LOGIT_EPSILONS = 16
 QUANTIZED_MIN_TOP1_AGREEMENT = 0.98
 QUANTIZED_MAX_ACCURACY_DROP = 0.01
+# ONNX Runtime runs the same float32 arithmetic in its own kernels, as LiteRT
+# does: the TFLite float32 bar. Its decisions on the whole evaluation split may
+# differ only where two logits tie to within that (at most 1 in 1 000).
+ONNX_MAX_LOGIT_DIFF = TFLITE_FLOAT32_MAX_LOGIT_DIFF
+FLOAT32_MIN_TOP1_AGREEMENT = 0.999
 # Generators: uint8 images from the same floats may round one grey level apart.
 GENERATOR_MAX_PIXEL_DIFF = 1
 GENERATOR_QUANTIZED_MEAN_PIXEL_DIFF = 2.0
@@ -204,8 +209,8 @@ def classifier_checks(summary, outputs, keras_logits, class_names):
     return checks + serving_checks(summary, OUTPUTS)
 
 
-def tflite_figures(classifier, images, labels, keras_logits, parity_size):
-    """Parity figures of a ``TFLiteClassifier`` on evaluation ``images`` whose Keras logits are given.
+def classifier_figures(classifier, images, labels, keras_logits, parity_size):
+    """Parity figures of a ``TFLiteClassifier`` or ``ONNXClassifier`` on evaluation ``images`` whose Keras logits are given.
 
     Returns max |Δlogit| and the largest Keras |logit| (which scales the
     float32 bar) on the first ``parity_size`` images and, on all of them,
@@ -237,17 +242,30 @@ def tflite_checks(variant, figures):
     ]
 
 
-def generator_tflite_figures(path, inputs, expected_images):
-    """Pixel differences of a generator's ``.tflite`` from the Keras images for ``inputs``, and its latency."""
-    interpreter = Interpreter(model_path=str(path))
-    runner = interpreter.get_signature_runner("serving_default")
-    diff = np.abs(runner(**inputs)["images"].astype(np.int16) - expected_images)
+def onnx_checks(figures):
+    """The blessing bars of a classifier's ONNX file: float32 logits match, decisions agree."""
+    bar = logit_bar(ONNX_MAX_LOGIT_DIFF, figures["keras_max_abs_logit"])
+    return [
+        Check("ONNX max abs Δlogit", figures["max_abs_logit_diff"], "<=", bar),
+        Check("ONNX top-1 agreement", figures["top1_agreement"], ">=", FLOAT32_MIN_TOP1_AGREEMENT),
+    ]
+
+
+def generator_figures(generator, inputs, expected_images):
+    """Pixel differences from the Keras images of ``generator(inputs)`` (uint8 images), and its latency."""
+    diff = np.abs(generator(inputs).astype(np.int16) - expected_images)
     one = {key: value[:1] for key, value in inputs.items()}
     return {
         "max_abs_pixel_diff": float(diff.max()),
         "mean_abs_pixel_diff": float(diff.mean()),
-        "latency_ms_batch1": median_latency_ms(lambda batch: runner(**batch), one),
+        "latency_ms_batch1": median_latency_ms(generator, one),
     }
+
+
+def generator_tflite_figures(path, inputs, expected_images):
+    """``generator_figures`` of a generator's ``.tflite``."""
+    runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+    return generator_figures(lambda batch: runner(**batch)["images"], inputs, expected_images)
 
 
 def generator_tflite_checks(variant, figures):
@@ -255,6 +273,11 @@ def generator_tflite_checks(variant, figures):
     if variant == "float32":
         return [Check("TFLite float32 max abs Δpixel", figures["max_abs_pixel_diff"], "<=", GENERATOR_MAX_PIXEL_DIFF)]
     return [Check(f"TFLite {variant} mean abs Δpixel", figures["mean_abs_pixel_diff"], "<=", GENERATOR_QUANTIZED_MEAN_PIXEL_DIFF)]
+
+
+def generator_onnx_checks(figures):
+    """A generator's ONNX file matches the Keras images to one grey level, as the float32 TFLite file."""
+    return [Check("ONNX max abs Δpixel", figures["max_abs_pixel_diff"], "<=", GENERATOR_MAX_PIXEL_DIFF)]
 
 
 def median_latency_ms(fn, batch, *, repeats=20):

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-import kvision.export.push as push
+import kvision.export.exporters as exporters
 from kvision.export import verify
 from tests.export.conftest import CLASS_NAMES
 from tests.export.test_push import export
@@ -100,8 +100,8 @@ def test_an_export_differing_by_1e_3_at_ordinary_logits_is_refused(trained_cnn, 
     shifted.set_weights(trained_cnn.get_weights())
     kernel, bias = shifted.get_layer("logits").get_weights()
     shifted.get_layer("logits").set_weights([kernel, bias + 1e-3])  # what a stale or wrong variable looks like
-    archive = push.classifier_archive
-    monkeypatch.setattr(push, "classifier_archive", lambda model, *args: archive(shifted, *args))
+    archive = exporters.classifier_archive
+    monkeypatch.setattr(exporters, "classifier_archive", lambda model, *args: archive(shifted, *args))
     result = export(trained_cnn, quadrants, tmp_path, version=1)
     failed = {c.name: c for c in result.failed_checks}
     assert not result.blessed and set(failed) == {f"SavedModel {s} max abs Δlogit" for s in SIGNATURES}

@@ -12,6 +12,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+import kvision.export.exporters as exporters
 import kvision.export.push as push
 from kvision.data.decode import ImageLimits
 from kvision.errors import ExportError
@@ -145,7 +146,7 @@ def test_an_unblessed_version_is_not_pushed(trained_cnn, quadrants, tmp_path):
 
 def test_a_broken_tflite_conversion_is_caught_by_parity(trained_cnn, quadrants, tmp_path, monkeypatch):
     other = small_cnn()  # same architecture, different weights: what a wrong conversion looks like
-    monkeypatch.setattr(push, "convert", lambda model, variant, **kw: convert(other, variant, **kw))
+    monkeypatch.setattr(exporters, "convert", lambda model, variant, **kw: convert(other, variant, **kw))
     result = export(trained_cnn, quadrants, tmp_path, version=1, tflite=("float32", "int8"))
     failed = {c.name for c in result.failed_checks}
     assert not result.blessed and "TFLite float32 max abs Δlogit" in failed and "TFLite int8 top-1 agreement" in failed
@@ -155,7 +156,7 @@ def test_a_broken_tflite_conversion_is_caught_by_parity(trained_cnn, quadrants, 
 def test_a_serving_failure_in_the_fresh_process_is_not_blessed(trained_cnn, quadrants, tmp_path, monkeypatch):
     script = tmp_path / "crash.py"
     script.write_text("import sys\nsys.exit('tensorflow.errors.NotFoundError: Op type not registered')\n")
-    monkeypatch.setattr(push.verify, "SERVING_CHECK", script)
+    monkeypatch.setattr(exporters.verify, "SERVING_CHECK", script)
     result = export(trained_cnn, quadrants, tmp_path, version=1)
     assert not result.blessed and not result.pushed
     assert "Op type not registered" in result.failed_checks[0].name
@@ -168,13 +169,13 @@ def test_a_killed_export_never_appears_as_a_version(trained_cnn, quadrants, tmp_
     # The exporter dies (SIGKILL) after the SavedModel's variables are written, before the rename.
     script = (
         "import os, signal, sys, keras, numpy as np\n"
-        "import kvision.export.push as push\n"
+        "import kvision.export.exporters as exporters\n"
         "def die(path, *args, **kwargs):\n"
         "    assert (path / 'variables' / 'variables.index').exists()\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "push.write_warmup = die\n"
+        "exporters.write_warmup = die\n"
         "data = np.load(sys.argv[2])\n"
-        "push.export_classifier(keras.saving.load_model(sys.argv[1]), sys.argv[3], 'quadrants', version=9,\n"
+        "exporters.export_classifier(keras.saving.load_model(sys.argv[1]), sys.argv[3], 'quadrants', version=9,\n"
         f"    class_names={CLASS_NAMES!r}, eval_images=data['images'], eval_labels=data['labels'], tflite=())\n"
     )
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "model.keras"), str(tmp_path / "data.npz"),
