@@ -45,6 +45,6 @@ setup(
         "onnx": ONNX,
         "test": ["pytest>=7", "pytest-xdist>=3.8", "pillow", "sacrebleu", *ONNX],
         # Benchmarks only (bench/): the PyTorch and ONNX Runtime references and the profile reader; never imported by kvision.
-        "bench": ["torch==2.14.1", "torchvision==0.29.1", "tf2onnx", "onnxruntime", "xprof"],
+        "bench": ["torch==2.14.1", "torchvision==0.29.1", *ONNX, "xprof"],
     },
 )
