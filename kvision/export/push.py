@@ -33,7 +33,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-import kvision
 from kvision.data.decode import ImageLimits
 from kvision.errors import ExportError
 from kvision.export import verify
@@ -60,6 +59,7 @@ from kvision.export.signatures import (
 )
 from kvision.export.tflite import TFLiteClassifier, check_generator_variants, convert, convert_function
 from kvision.models.gan import generator_classes
+from kvision.version import __version__
 
 STAGING_PREFIX = ".tmp-"
 _STAGING_SERIAL = itertools.count()  # tells apart the staging directories of one process's threads
@@ -176,7 +176,7 @@ def push_version(base_dir, name, write_and_verify, *, version=None, push_only_if
             versions={
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,
-                "kvision": kvision.__version__,
+                "kvision": __version__,
                 "python": platform.python_version(),
             },
         )
