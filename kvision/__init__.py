@@ -1,13 +1,20 @@
 """kvision: Keras 3 / TensorFlow 2 vision and sequence models, from data to a served model.
 
 The flow is one direction: ``data`` → ``models`` → ``train`` → ``evaluate`` →
-``export``. This module only re-exports the public API.
+``export``. This module only exposes the public API, lazily (PEP 562): the
+subpackages are imported on first use (``kvision.models``), so ``import
+kvision`` loads no TensorFlow, keras-hub or matplotlib and changes no global
+state. ``kvision.load_model`` reads a ``.keras`` file with kvision's custom
+layers, models and losses registered (``kvision.saving``).
 """
 
-__version__ = "0.1.0"
+import importlib
 
-from kvision import data, evaluate, export, models, train  # noqa: E402
-from kvision.errors import DataError, ExportError, KvisionError, ModelError  # noqa: E402
+from kvision.errors import DataError, ExportError, KvisionError, ModelError
+from kvision.version import __version__
+
+_SUBMODULES = ("data", "evaluate", "export", "launch", "layers", "models", "saving", "train")
+_FUNCTIONS = {"load_model": "kvision.saving"}
 
 __all__ = [
     "DataError",
@@ -15,9 +22,19 @@ __all__ = [
     "KvisionError",
     "ModelError",
     "__version__",
-    "data",
-    "evaluate",
-    "export",
-    "models",
-    "train",
+    *_SUBMODULES,
+    *_FUNCTIONS,
 ]
+
+
+def __getattr__(name):
+    """Import a subpackage, or the module of a public function, the first time it is asked for."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"kvision.{name}")
+    if name in _FUNCTIONS:
+        return getattr(importlib.import_module(_FUNCTIONS[name]), name)
+    raise AttributeError(f"module 'kvision' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -8,6 +8,7 @@ from bench.__main__ import markdown_table
 from bench.harness import throughput_rows, write_image_folder
 from bench.input_throughput import rows_and_bar
 from bench.roofline import forward_flops
+from bench.startup import imports_tensorflow, startup_rows
 from kvision.models import build
 
 
@@ -56,3 +57,13 @@ def test_write_image_folder_writes_train_and_test_class_folders_of_jittered_jpeg
     assert {path.parent.name for path in train} == {"class0", "class1", "class2"}
     sizes = {Image.open(path).size for path in train}
     assert len(sizes) > 1 and all(48 <= width <= 72 and 32 <= height <= 48 for width, height in sizes)
+
+
+def test_startup_rows_are_ratios_to_python_alone_and_importtime_logs_tell_if_tensorflow_loaded():
+    times = {"python -c pass": [0.02, 0.03, 0.02], "kvision.launch --help": [0.06, 0.05, 0.07]}
+    rows = startup_rows(times, {"python -c pass": False, "kvision.launch --help": True})
+    assert rows[1] == {"command": "kvision.launch --help", "median_ms": 60, "range_ms": "50–70", "vs_python": "3.0x",
+                       "tensorflow": "yes"}
+    log = ("import time: self [us] | cumulative | imported package\n"
+           "import time:       120 |        120 |     tensorflow.python.eager\n")
+    assert imports_tensorflow(log) and not imports_tensorflow(log.replace("tensorflow", "tensorboard"))

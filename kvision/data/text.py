@@ -3,7 +3,7 @@
 Sources are lists of ``(source, target)`` string pairs. They are split by
 hashing the *source*, so every pair sharing a source (the pronunciation
 variants of one word, the several translations of one sentence) lands in
-the same split, the same one on every machine. Vocabularies wrap keras-nlp
+the same split, the same one on every machine. Vocabularies wrap keras-hub
 (keras-hub) tokenizers and share four special ids, so models, decoders and
 exporters handle characters and word pieces alike:
 

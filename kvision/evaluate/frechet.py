@@ -16,6 +16,7 @@ import numpy as np
 
 from kvision.errors import ModelError
 from kvision.models.common import logits_layer
+from kvision.saving import load_model
 
 
 def default_classifier_path(dataset):
@@ -28,7 +29,7 @@ def load_classifier(path, image_shape, num_classes):
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"Expected a .keras classifier file. Received: {path}")
-    classifier = keras.saving.load_model(path)
+    classifier = load_model(path)
     if tuple(classifier.input_shape[1:]) != tuple(image_shape) or classifier.output_shape[-1] != num_classes:
         raise ModelError(
             f"The classifier must take images {tuple(image_shape)} and predict {num_classes} classes. "

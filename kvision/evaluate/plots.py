@@ -1,19 +1,26 @@
-"""PNG plots of a run: the confusion matrix, the training curves, attention heat maps."""
+"""PNG plots of a run: the confusion matrix, the training curves, attention heat maps.
+
+Drawn with matplotlib's object API (``matplotlib.figure.Figure``), not
+``pyplot``: no backend is chosen or switched, so importing kvision leaves a
+notebook's inline plots alone, and no global figure list has to be cleared.
+"""
 
 import csv
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-import numpy as np  # noqa: E402
+
+def new_figure(rows=1, columns=1, *, figsize):
+    """A standalone ``Figure`` and its ``rows × columns`` array of axes (always 2-D)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, columns, squeeze=False)
 
 
 def save_figure(fig, path):
-    """Lay ``fig`` out, save it to ``path`` as a 100-dpi PNG and free it; returns ``path``."""
+    """Lay ``fig`` out and save it to ``path`` (a file name or a binary file object) as a 100-dpi PNG; returns ``path``."""
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, dpi=100, format="png")
     return path
 
 
@@ -22,7 +29,7 @@ def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
     cm = np.asarray(cm)
     rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = max(5.0, 0.55 * len(class_names) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, [[ax]] = new_figure(figsize=(size, size))
     ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     ticks = np.arange(len(class_names))
     ax.set_xticks(ticks, class_names, rotation=45, ha="right")
@@ -57,7 +64,7 @@ def read_history(history_csv):
 def plot_training_curves(history, path):
     """Loss, accuracy and learning rate per epoch, train vs validation, saved to ``path``."""
     panels = [name for name in ("loss", "accuracy", "learning_rate") if name in history]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    fig, axes = new_figure(1, len(panels), figsize=(5 * len(panels), 4))
     epochs = np.asarray(history["epoch"]) + 1
     for ax, name in zip(axes[0], panels):
         ax.plot(epochs, history[name], label="train")
@@ -76,7 +83,7 @@ def plot_attention(examples, path, *, columns=2):
     Row ``t`` shows where the decoder looked while producing output token ``t``.
     """
     rows = -(-len(examples) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
+    fig, axes = new_figure(rows, columns, figsize=(5 * columns, 4 * rows))
     for ax in axes.flat[len(examples):]:
         ax.axis("off")
     for ax, (weights, source, output) in zip(axes.flat, examples):
@@ -95,7 +102,7 @@ def plot_caption_attention(examples, path, *, max_words=12):
     neighbour, so the feature map's cells stay visible) at 60% opacity.
     """
     columns = 1 + min(max_words, max(len(words) for _, words, _ in examples))
-    fig, axes = plt.subplots(len(examples), columns, figsize=(1.6 * columns, 1.8 * len(examples)), squeeze=False)
+    fig, axes = new_figure(len(examples), columns, figsize=(1.6 * columns, 1.8 * len(examples)))
     for row, (image, words, weights) in zip(axes, examples):
         image = np.asarray(image, np.float32)[..., :3] / 255.0
         gray = image.shape[-1] == 1

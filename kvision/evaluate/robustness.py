@@ -15,7 +15,7 @@ import tensorflow as tf
 from kvision.data import make_pipeline
 from kvision.data.dataset import check_labels
 from kvision.evaluate.classification import accuracy
-from kvision.evaluate.plots import plt, save_figure  # plt with the headless backend plots.py chose
+from kvision.evaluate.plots import new_figure, save_figure
 from kvision.models.common import require
 from kvision.train.adversarial import check_attack, fgsm, pgd
 
@@ -92,7 +92,7 @@ def robustness_report(model, images, labels, *, epsilons=(0.0, 0.02, 0.05, 0.1, 
 
 def plot_robustness(report, path):
     """Accuracy against ε under FGSM and PGD, with the clean accuracy for reference, saved to ``path``."""
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, [[ax]] = new_figure(figsize=(5, 4))
     ax.axhline(report["clean_accuracy"], color="grey", linestyle=":", label="clean")
     ax.plot(report["epsilons"], report["fgsm_accuracy"], marker="o", label="FGSM")
     ax.plot(report["epsilons"], report["pgd_accuracy"], marker="s", label=f"PGD-{report['pgd_steps']}")

@@ -64,7 +64,7 @@ def bleu_scores(hypotheses, references, *, max_order=4):
     """Corpus BLEU-1 … BLEU-``max_order`` in [0, 1]: ``{"bleu_1": …, "bleu_4": …}``.
 
     BLEU-n is the geometric mean of the 1- to n-gram precisions times the
-    brevity penalty (``keras_nlp.metrics.Bleu``: sacreBLEU's 13a tokenisation),
+    brevity penalty (``keras_hub.metrics.Bleu``: sacreBLEU's 13a tokenisation),
     each hypothesis scored against all its references.
     """
     scores = {}

@@ -23,10 +23,9 @@ import argparse
 import json
 from pathlib import Path
 
-import keras
 import numpy as np
 
-import kvision.models  # registers kvision's layers so .keras files load
+import kvision.models
 from kvision.data import open_dataset
 from kvision.data.crop import EVAL_CROPS
 from kvision.data.decode import ImageLimits
@@ -36,6 +35,7 @@ from kvision.errors import ExportError, exit_on_error
 from kvision.export.exporters import export_captioner, export_classifier, export_generator, export_translator
 from kvision.export.onnx_export import ONNX_INSTALL, require_onnx
 from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
+from kvision.saving import load_model
 
 REPRESENTATIVE_IMAGES = 300
 EVALUATION_IMAGES = 10_000  # test images of a streamed dataset the export evaluates and checks
@@ -276,7 +276,7 @@ def _export(args):
     model_path, config = resolve_model_path(args.model_path)
     dataset_name = args.dataset or config.get("dataset")
     try:
-        model = keras.saving.load_model(model_path)
+        model = load_model(model_path)
     except (ValueError, OSError) as err:
         raise ExportError(f"Could not load a Keras model from {model_path}: {err}") from None
     if isinstance(model, kvision.models.VAE):

@@ -34,10 +34,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-import kvision
 from kvision.export import verify
 from kvision.export.files import fsync_path, fsync_tree, left_by_dead_process, owner_tag
 from kvision.export.saved_model import MODELS_CONFIG_TMP_PREFIX, check_keep_versions, next_version, write_models_config
+from kvision.version import __version__
 
 STAGING_PREFIX = ".tmp-"
 _STAGING_SERIAL = itertools.count()  # tells apart the staging directories of one process's threads
@@ -152,7 +152,7 @@ def push_version(base_dir, name, write_and_verify, *, version=None, push_only_if
             versions={
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,
-                "kvision": kvision.__version__,
+                "kvision": __version__,
                 "python": platform.python_version(),
             },
         )

@@ -21,7 +21,7 @@ A seq2seq ``Translator`` answers ``serving_default``: ``inputs`` string
 ``[N]`` → ``outputs`` string ``[N]`` and ``scores`` float32 ``[N]``, and
 ``translate_beams``: the same input → every beam, ``[N, beam_width]``, best
 first. Tokenisation, the search loop and detokenisation are in the graph;
-the keras-nlp tokenizers put TensorFlow Text ops in it (``TEXT_OPS_MODULE``).
+the keras-hub tokenizers put TensorFlow Text ops in it (``TEXT_OPS_MODULE``).
 
 A ``Captioner`` answers ``serving_default``: ``image_bytes`` string ``[N]``
 (JPEG/PNG/BMP/GIF of any size) → ``captions`` string ``[N]`` and ``scores``

@@ -223,7 +223,7 @@ def build_transformer_seq2seq(
     dropout=0.1,
     name="transformer_seq2seq",
 ):
-    """A Transformer encoder-decoder (Vaswani et al. 2017) from keras-nlp layers.
+    """A Transformer encoder-decoder (Vaswani et al. 2017) from keras-hub layers.
 
     ``TokenAndPositionEmbedding`` (learned positions up to the max lengths),
     ``num_layers`` ``TransformerEncoder`` and ``decoder_layers`` (default:

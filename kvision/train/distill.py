@@ -24,6 +24,7 @@ from keras import ops
 
 from kvision.errors import ModelError
 from kvision.models.common import logits_layer, require
+from kvision.saving import load_model
 
 
 class SoftTargetLoss(keras.losses.Loss):
@@ -125,7 +126,7 @@ def load_teacher(path, *, num_classes=None):
     if path.suffix != ".keras" or not path.is_file():
         raise ModelError(f"Expected a teacher classifier saved as a .keras file. Received: {path}")
     try:
-        teacher = keras.saving.load_model(path, compile=False)
+        teacher = load_model(path, compile=False)
     except (ValueError, OSError, TypeError) as err:
         raise ModelError(f"Expected a Keras model in the teacher file. Received: {path} ({err})") from None
     logits_layer(teacher)

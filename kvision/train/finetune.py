@@ -28,6 +28,7 @@ from kvision.errors import ModelError
 from kvision.layers import preprocess
 from kvision.models import build, list_models
 from kvision.models.common import classifier_backbone, classifier_logits, is_positive_int, logits_layer, require
+from kvision.saving import load_model
 from kvision.train.engine import fit_or_load, result_checkpoint
 from kvision.train.strategy import get_strategy
 
@@ -113,7 +114,7 @@ def load_backbone(source, input_shape=None, *, weights=None, **options):
 def _saved_backbone(path):
     """The backbone in the ``.keras`` file ``path`` (see ``load_backbone``), under the current policy."""
     require(path.is_file() and path.suffix == ".keras", "Expected an existing .keras model file.", source=str(path))
-    model = keras.saving.load_model(path)
+    model = load_model(path)
     is_classifier = any(layer.name == "logits" for layer in model.layers)
     backbone = classifier_backbone(model) if is_classifier else model
     require(

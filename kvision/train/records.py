@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kvision import __version__
+from kvision.version import __version__
 from kvision.errors import ModelError
 from kvision.train.strategy import is_chief
 

@@ -1,4 +1,4 @@
-"""Text data: TSV pairs and CMUdict, splits by source, keras-nlp vocabularies, bucketed pipelines."""
+"""Text data: TSV pairs and CMUdict, splits by source, keras-hub vocabularies, bucketed pipelines."""
 
 from importlib.metadata import version
 
