@@ -154,20 +154,33 @@ def test_load_model_refuses_a_missing_file(tmp_path):
         kvision.load_model(tmp_path / "missing.keras")
 
 
-def _requirements(node):
-    """Distribution names (normalised) of a list of requirement strings in setup.py."""
-    return {re.split(r"[<>=\[;! ]", element.value, maxsplit=1)[0].lower().replace("_", "-") for element in node.elts}
+def _requirements(node, lists):
+    """Distribution names (normalised) of a list of requirement strings in setup.py.
+
+    ``lists`` maps setup.py's module-level names (``ONNX = [...]``) to their lists, for ``*ONNX`` and ``ONNX``.
+    """
+    if isinstance(node, ast.Name):
+        return _requirements(lists[node.id], lists)
+    names = set()
+    for element in node.elts:
+        if isinstance(element, ast.Starred):
+            names |= _requirements(element.value, lists)
+        else:
+            names.add(re.split(r"[<>=\[;! ]", element.value, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
 
 
 def declared_distributions():
     """``(install_requires, extras except bench)`` of setup.py, read from its syntax tree (nothing is run)."""
     tree = ast.parse((ROOT / "setup.py").read_text())
+    lists = {node.targets[0].id: node.value for node in tree.body
+             if isinstance(node, ast.Assign) and isinstance(node.value, ast.List) and isinstance(node.targets[0], ast.Name)}
     call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup")
     keywords = {keyword.arg: keyword.value for keyword in call.keywords}
     extras = keywords.get("extras_require")
-    optional = set().union(*(_requirements(value) for key, value in zip(extras.keys, extras.values)
+    optional = set().union(*(_requirements(value, lists) for key, value in zip(extras.keys, extras.values)
                              if key.value != "bench")) if extras else set()
-    return _requirements(keywords["install_requires"]), optional
+    return _requirements(keywords["install_requires"], lists), optional
 
 
 def imported_top_level_modules():
