@@ -222,3 +222,36 @@ def test_a_stream_on_two_replicas_gets_the_same_dashboards(tmp_path):
     assert out["validation"] == {"confusion_matrix": [1, 1]}
     assert out["pr_total"] == 20  # figure_examples caps the validation examples predicted
     assert out["graph_ops"] > 100
+
+
+def fit_other_engine(engine, run_dir, **board):
+    """One epoch of the GAN, VAE or seq2seq engine on tiny data, with ``board`` (hparams, profile_batches)."""
+    if engine == "gan":
+        from tests.train.test_gan_training import networks
+
+        from kvision.train.gan import fit_gan
+        return fit_gan(*networks(), quadrant_images(32, size=16), run_dir=run_dir, epochs=1, batch_size=16,
+                       verbose=0, **board)
+    if engine == "vae":
+        from tests.train.test_vae import decoder_fn, encoder_fn
+
+        from kvision.train.vae import fit_vae
+        return fit_vae(encoder_fn, decoder_fn, TRAIN[0], VAL[0], run_dir=run_dir, epochs=1, batch_size=16,
+                       verbose=0, **board)
+    from tests.train.test_seq2seq_training import fit
+
+    return fit(run_dir, epochs=1, **board)
+
+
+@pytest.mark.parametrize("engine, step_op", [("gan", "Conv2DBackpropInput"), ("vae", "Conv2DBackpropFilter"),
+                                             ("seq2seq", "While")])
+def test_other_engines_get_the_graph_and_hparams(tmp_path, engine, step_op):
+    fit_other_engine(engine, tmp_path, hparams={"engine": engine, "epochs": 1})
+    train = events(tmp_path / "logs" / "train")
+    assert step_op in {node.op for node in train.Graph().node}
+    session = events(tmp_path / "logs")
+    start = hparams_metadata.parse_session_start_info_plugin_data(
+        plugin_content(session, hparams_metadata.SESSION_START_INFO_TAG))
+    assert start.hparams["engine"].string_value == engine and start.hparams["epochs"].number_value == 1
+    assert hparams_metadata.SESSION_END_INFO_TAG in session.Tags()["tensors"]
+    assert "augmented_training_batch" not in train.Tags()["tensors"]  # classifier-only summaries stay classifiers'
