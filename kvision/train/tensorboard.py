@@ -19,7 +19,6 @@ PR curves in ``validation``, the test metrics in ``evaluation``
 import io
 import math
 import re
-import time
 from pathlib import Path
 
 import keras
@@ -38,6 +37,8 @@ from kvision.train.strategy import is_chief
 SAMPLE_IMAGES = 16  # augmented training images shown when training starts
 FIGURE_EXAMPLES = 2000  # validation examples predicted each epoch for the confusion matrix and the PR curves
 PR_THRESHOLDS = 201
+ARRAY_OPTIONS = ("crop_padding", "flip", "cutout")  # make_pipeline's augmentation
+EVALUATION_OPTIONS = ("image_shape", "crop", "limits", "skip_bad_images")  # stream_pipeline's, evaluating
 
 
 def parse_profile_batches(value):
@@ -391,8 +392,8 @@ def classifier_inputs(train, validation, *, batch_size, max_examples=FIGURE_EXAM
     ``samples`` training examples through the training augmentation
     (``augmentation``: ``make_pipeline``'s, or ``stream_pipeline``'s with
     ``image_shape``), so it costs ``samples`` decodes. The validation sample
-    is ``max_examples`` examples drawn at random (arrays: a seeded subset;
-    streams: a seeded random file order), in evaluation batches of
+    is ``max_examples`` examples drawn at random (arrays: one seeded subset;
+    streams: the first of a seeded random file order, redrawn each epoch), in evaluation batches of
     ``batch_size``. Both are read on one pipeline, whatever the strategy.
     """
     def pipeline(split, training, size, limit):
@@ -412,7 +413,3 @@ def classifier_inputs(train, validation, *, batch_size, max_examples=FIGURE_EXAM
     preview = pipeline(train, True, samples, samples) if samples else None
     sample = pipeline(validation, False, batch_size, max_examples) if validation is not None and max_examples else None
     return preview, sample
-
-
-ARRAY_OPTIONS = ("crop_padding", "flip", "cutout")
-EVALUATION_OPTIONS = ("image_shape", "crop", "limits", "skip_bad_images")
