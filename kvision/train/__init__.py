@@ -19,6 +19,7 @@ from kvision.train.schedules import epoch_budget, make_schedule
 from kvision.train.seq2seq import compile_seq2seq, fit_seq2seq, fit_teacher_forced
 from kvision.train.simclr import SimCLR, fit_simclr, linear_probe, nt_xent_loss
 from kvision.train.strategy import get_strategy, is_chief, worker_dir
+from kvision.train.tensorboard import log_test_metrics
 
 __all__ = [
     "AdversarialTraining",
@@ -44,6 +45,7 @@ __all__ = [
     "linear_probe",
     "load_backbone",
     "load_teacher",
+    "log_test_metrics",
     "make_callbacks",
     "make_optimizer",
     "make_schedule",

@@ -1,6 +1,8 @@
 """The callbacks every training run gets.
 
-TensorBoard for watching (scalars each epoch, the graph, the learning rate),
+TensorBoard for watching (scalars each epoch, the learning rate, the train
+step's graph, the run's settings as HParams, the profiler when asked: see
+``kvision.train.tensorboard``),
 ``BackupAndRestore`` so a killed run resumes at the epoch it reached, best and
 last ``.keras`` checkpoints, a CSV of every epoch (kept across resumes, each
 epoch once, for the training-curve plot), a ``checkpoints/finished.json``
@@ -19,6 +21,7 @@ import keras
 
 from kvision.errors import ModelError
 from kvision.train.records import write_json
+from kvision.train.tensorboard import tensorboard_callbacks
 
 
 def run_paths(run_dir):
@@ -199,7 +202,7 @@ class EpochWeights(keras.callbacks.Callback):
 
 
 def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", mode="max", early_stopping_patience=None,
-                   keep_epochs=0):
+                   keep_epochs=0, input_spec=None, hparams=None, profile_batches=None):
     """Callbacks for ``model.fit`` and the path of the best checkpoint.
 
     Files go to ``out_dir`` (default ``run_dir``): on a non-chief worker of a
@@ -207,6 +210,8 @@ def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", mode="max",
     only the chief's logs and checkpoints are kept. Every worker resumes from
     the backup in ``run_dir``. With ``keep_epochs``, the weights of that many
     last epochs are kept in ``checkpoints/epochs/`` (``EpochWeights``).
+    ``input_spec`` (of the training input: the op graph), ``hparams`` and
+    ``profile_batches``: see ``kvision.train.tensorboard.tensorboard_callbacks``.
     """
     out = run_paths(out_dir or run_dir)
     backup = run_paths(run_dir)["backup"]
@@ -214,7 +219,7 @@ def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", mode="max",
     start_history(backup, out["history"], out["finished"])
     callbacks = [
         LearningRateLogger(),
-        keras.callbacks.TensorBoard(str(out["logs"]), write_graph=True, update_freq="epoch"),
+        *tensorboard_callbacks(out["logs"], input_spec=input_spec, hparams=hparams, profile_batches=profile_batches),
         NetworkCheckpoint(
             str(out["best"]),
             monitor=monitor,

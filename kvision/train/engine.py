@@ -2,12 +2,15 @@
 
 It chooses the strategy, builds the model, optimizer and metrics inside
 ``strategy.scope()``, feeds ``tf.data`` pipelines of the global batch, and
-attaches the callbacks that make a run observable (TensorBoard), recoverable
+attaches the callbacks that make a run observable (TensorBoard: scalars, the
+train step's graph, HParams, a classifier's confusion matrices, PR curves
+and augmented samples, the profiler on request), recoverable
 (``BackupAndRestore``) and reusable (best and last ``.keras`` checkpoints).
 """
 
 import contextlib
 import dataclasses
+import functools
 import sys
 import warnings
 from pathlib import Path
@@ -25,6 +28,7 @@ from kvision.errors import DataError, ModelError
 from kvision.train.callbacks import epoch_weights_path, finished_epochs, make_callbacks, run_paths
 from kvision.train.schedules import make_schedule
 from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
+from kvision.train.tensorboard import FIGURE_EXAMPLES, classifier_callbacks, classifier_inputs, parse_profile_batches
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -141,6 +145,10 @@ def fit_classifier(
     wrap=None,
     callbacks=(),
     verbose=None,
+    hparams=None,
+    class_names=None,
+    profile_batches=None,
+    figure_examples=FIGURE_EXAMPLES,
 ):
     """Train the classifier that ``model_fn()`` builds on ``train``: ``(images, labels)`` arrays or a stream.
 
@@ -187,7 +195,24 @@ def fit_classifier(
         callbacks: extra Keras callbacks, run after the engine's own.
         verbose: Keras' ``fit`` verbosity; default: a progress bar on a
             terminal, one line per epoch when the output goes to a file.
+        hparams: the run's settings (a recipe's resolved flags), shown in
+            TensorBoard's HParams dashboard beside the run's final metrics;
+            None: no HParams session.
+        class_names: names of the classes, for the confusion matrices, PR
+            curves and sample images; default: their numbers.
+        profile_batches: training batches to profile, ``"A,B"`` or ``(A, B)``
+            counted from 1 (``kvision.train.tensorboard.parse_profile_batches``);
+            None: no profiling.
+        figure_examples: validation examples predicted at each epoch end for
+            TensorBoard's confusion matrix (and, after the last, the PR
+            curves): a random sample bounding the cost; 0: no such figures.
+
+    TensorBoard (``run_dir/logs``) shows, besides the epoch scalars, the
+    train step's op graph, the settings as HParams, 16 augmented training
+    images when training starts, the validation confusion matrix each epoch
+    and per-class PR curves after the last (``kvision.train.tensorboard``).
     """
+    parse_profile_batches(profile_batches)  # a bad range fails before any work
     run_dir = Path(run_dir)
     strategy = strategy or get_strategy()
     streamed = isinstance(train, StreamSplit)
@@ -214,22 +239,25 @@ def fit_classifier(
         )
 
     guard = contextlib.nullcontext()
+    augmentation = dict(crop_padding=crop_padding, flip=flip, cutout=cutout)
     if streamed:
         network = getattr(model, "network", model)
         if not skip_bad_images:
             splits = [split for split in (train, validation) if split is not None]
             guard = naming_bad_images(splits, network.input_shape[-1], image_limits)
-        train_ds, val_ds = stream_inputs(
-            strategy, train, validation, global_batch=global_batch, data_service=data_service,
-            image_shape=tuple(network.input_shape[1:]), num_classes=num_classes, seed=seed, crop=crop, crop_scale=crop_scale, crop_padding=crop_padding,
-            flip=flip, cutout=cutout, limits=image_limits, skip_bad_images=skip_bad_images,
-        )
+        augmentation.update(image_shape=tuple(network.input_shape[1:]), crop=crop, crop_scale=crop_scale,
+                            limits=image_limits, skip_bad_images=skip_bad_images)
+        train_ds, val_ds = stream_inputs(strategy, train, validation, global_batch=global_batch,
+                                         data_service=data_service, num_classes=num_classes, seed=seed, **augmentation)
     else:
         pipeline = dict(batch_size=global_batch, num_classes=num_classes, seed=seed)
-        train_ds = make_pipeline(
-            *train, training=True, crop_padding=crop_padding, flip=flip, cutout=cutout, **pipeline
-        )
+        train_ds = make_pipeline(*train, training=True, **augmentation, **pipeline)
         val_ds = make_pipeline(*validation, training=False, **pipeline) if validation else None
+    # The same augmentation on a few training images (what the model sees) and a validation sample, for TensorBoard.
+    preview, sample = classifier_inputs(train, validation, batch_size=batch_size, max_examples=figure_examples,
+                                        seed=seed or 0, **augmentation)
+    board = functools.partial(classifier_callbacks, preview=preview, validation=sample, class_names=class_names,
+                              max_examples=figure_examples)
     with guard, warnings.catch_warnings():
         # A one-pass validation stream may not know its length (skipped images, shards): Keras warns at its end.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
@@ -239,6 +267,7 @@ def fit_classifier(
             early_stopping_patience=early_stopping_patience, restore_best=restore_best,
             strategy=strategy, callbacks=callbacks, verbose=verbose,
             steps_per_epoch=steps_per_epoch if streamed else None,
+            hparams=hparams, profile_batches=profile_batches, board=board,
         )
 
 
@@ -280,10 +309,13 @@ def stream_inputs(strategy, train, validation, *, global_batch, data_service=Non
 
 def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, mode="max",
             early_stopping_patience=None, restore_best=True, average_last=0, callbacks=(), verbose=None,
-            steps_per_epoch=None):
+            steps_per_epoch=None, hparams=None, profile_batches=None, board=None):
     """``model.fit`` with the run directory's callbacks; with ``val_ds`` and ``restore_best``, the best weights after.
 
-    ``steps_per_epoch`` for a repeated ``train_ds``. With ``average_last``,
+    ``steps_per_epoch`` for a repeated ``train_ds``. ``hparams`` and
+    ``profile_batches``: see ``make_callbacks``; ``board``: ``logs folder ->
+    [callbacks]`` writing an engine's own summaries (``classifier_callbacks``),
+    run after the engine's callbacks and before ``callbacks``. With ``average_last``,
     the weights of that many last epochs are kept and their mean is the
     result instead (``average_epoch_weights``).
     For a training wrapper (a model with a ``.network``) the checkpoints and
@@ -296,14 +328,16 @@ def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, mode
     with worker_dir(run_dir) as out_dir:
         run_callbacks, best_path = make_callbacks(
             run_dir, out_dir, monitor=monitor, mode=mode, early_stopping_patience=early_stopping_patience,
-            keep_epochs=average_last,
+            keep_epochs=average_last, input_spec=train_ds.element_spec, hparams=hparams,
+            profile_batches=profile_batches,
         )
+        board_callbacks = board(run_paths(out_dir)["logs"]) if board is not None else []
         history = model.fit(
             train_ds,
             validation_data=val_ds,
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,
-            callbacks=[*run_callbacks, *callbacks],
+            callbacks=[*run_callbacks, *board_callbacks, *callbacks],
             verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
             shuffle=False,  # the tf.data pipelines shuffle; Keras would only warn that it cannot
         )

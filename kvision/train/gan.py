@@ -22,6 +22,7 @@ from kvision.models.gan import GAN, to_uint8
 from kvision.train.callbacks import SharedBackupAndRestore, run_paths, start_history
 from kvision.train.engine import build_with_policy, finished_checkpoint
 from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
+from kvision.train.tensorboard import parse_profile_batches, tensorboard_callbacks
 
 GRID = 8
 
@@ -177,6 +178,8 @@ def fit_gan(
     strategy=None,
     callbacks=(),
     verbose=None,
+    hparams=None,
+    profile_batches=None,
 ):
     """Train a ``GAN`` of the networks ``generator_fn()`` and ``discriminator_fn()`` build on ``train``.
 
@@ -193,7 +196,11 @@ def fit_gan(
     ``collapse_min_steps`` generator steps (see ``TrainingHealth``).
     ``mixed_precision`` builds both networks under ``mixed_float16`` with
     dynamic loss scaling; ``xla`` compiles the train step with XLA.
+    TensorBoard gets the train step's graph, ``hparams`` (the run's
+    settings) as an HParams session and the profiler on ``profile_batches``
+    (``kvision.train.tensorboard.tensorboard_callbacks``).
     """
+    parse_profile_batches(profile_batches)  # a bad range fails before any work
     run_dir = Path(run_dir)
     strategy = strategy or get_strategy()
     global_batch = global_batch_size(strategy, batch_size, len(train[0]))
@@ -226,7 +233,8 @@ def fit_gan(
         start_history(backup, out["history"], out["finished"])
         run_callbacks = [  # the backup after the checkpoints and before the epoch's row, as in make_callbacks
             TrainingHealth(noise, labels, real, min_steps=collapse_min_steps),
-            keras.callbacks.TensorBoard(str(out["logs"]), update_freq="epoch"),
+            *tensorboard_callbacks(out["logs"], input_spec=dataset.element_spec, hparams=hparams,
+                                   profile_batches=profile_batches),
             SampleGrid(noise, labels, out["logs"], out["samples"]),
             GeneratorCheckpoint(out["checkpoints"]),
             SharedBackupAndRestore(backup, out["backup"], finished=out["finished"]),

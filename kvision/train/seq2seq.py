@@ -129,6 +129,8 @@ def fit_teacher_forced(
     strategy=None,
     callbacks=(),
     verbose=None,
+    hparams=None,
+    profile_batches=None,
 ):
     """Train a token decoder (seq2seq model or captioner) with teacher forcing on ready pipelines.
 
@@ -153,6 +155,8 @@ def fit_teacher_forced(
         average_last: average the weights of the last this many epochs into
             the returned model (checkpoint averaging, as in Vaswani et al. 2017
             and fairseq's ``average_checkpoints.py``); 0: the best epoch's.
+        hparams, profile_batches: the run's settings for TensorBoard's HParams
+            dashboard, batches to profile (see ``kvision.train.make_callbacks``).
     """
     check_teacher_forcing(epochs=epochs, label_smoothing=label_smoothing, average_last=average_last)
     run_dir = Path(run_dir)
@@ -176,5 +180,6 @@ def fit_teacher_forced(
         return run_result(model, {}, run_dir, strategy, averaged)
     return fit_run(
         model, train_ds, val_ds, run_dir=run_dir, epochs=epochs, monitor="val_token_accuracy",
-        strategy=strategy, average_last=average_last, callbacks=callbacks, verbose=verbose,
+        strategy=strategy, average_last=average_last, callbacks=callbacks, verbose=verbose, hparams=hparams,
+        profile_batches=profile_batches,
     )

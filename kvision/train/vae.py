@@ -107,6 +107,8 @@ def fit_vae(
     strategy=None,
     callbacks=(),
     verbose=None,
+    hparams=None,
+    profile_batches=None,
 ):
     """Train a ``VAE`` of the networks ``encoder_fn()`` and ``decoder_fn()`` build on uint8 ``train`` images.
 
@@ -125,6 +127,8 @@ def fit_vae(
         seed: an int; seeds weights, shuffling and the reparameterisation noise.
         mixed_precision: build under ``mixed_float16`` with dynamic loss scaling.
         xla: compile the train step with XLA.
+        hparams, profile_batches: the run's settings for TensorBoard's HParams
+            dashboard, batches to profile (see ``kvision.train.make_callbacks``).
 
     Returns:
         A ``TrainResult`` whose ``model`` is the trained ``VAE``.
@@ -147,5 +151,6 @@ def fit_vae(
         vae, vae_pipeline(train, batch_size=global_batch, training=True, seed=seed),
         vae_pipeline(validation, batch_size=global_batch, training=False),
         run_dir=Path(run_dir), epochs=epochs, monitor="val_loss", mode="min", strategy=strategy,
-        callbacks=[VAEPictures(validation[:20], run_dir), *callbacks], verbose=verbose,
+        callbacks=[VAEPictures(validation[:20], run_dir), *callbacks], verbose=verbose, hparams=hparams,
+        profile_batches=profile_batches,
     )
