@@ -20,7 +20,8 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["kvision", "kvision.*"]),
+    packages=find_packages(include=["kvision", "kvision.*"]),  # kvision.recipes too: the recipes are installed
+    entry_points={"console_scripts": ["kvision = kvision.cli:main"]},
     install_requires=[
         "tensorflow>=2.16",
         "keras>=3",

@@ -1,4 +1,6 @@
-"""Run a training script as a local multi-worker job: ``python -m kvision.launch --workers 2 -- recipes/cifar10.py ARGS``.
+"""Run a training script as a local multi-worker job: ``kvision launch --workers 2 -- train cifar10 ARGS``.
+
+``python -m kvision.launch --workers 2 -- recipes/cifar10.py ARGS`` is the same job from a script.
 
 Starts ``--workers`` processes of the script on this machine, each with a
 ``TF_CONFIG`` naming all of them on free loopback ports (127.0.0.1 only), so
@@ -22,6 +24,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from kvision.console import HelpFormatter, prog_name
 
 STOP_GRACE_SECONDS = 10
 
@@ -93,22 +97,32 @@ def run_job(command, workers, *, env=None, out=sys.stdout):
     return status
 
 
+def worker_command(script, script_args):
+    """The argv every worker runs: ``kvision train …`` for ``script`` "train", else ``python SCRIPT ARGS``."""
+    if script == "train":
+        return [sys.executable, "-m", "kvision", "train", *script_args]
+    if not os.path.isfile(script):
+        raise ValueError(f"Expected a Python script to run, or train RECIPE. Received: {script!r}, which is not a file")
+    return [sys.executable, script, *script_args]
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m kvision.launch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--workers", type=int, default=2, help="worker processes to start (default: 2)")
+    parser = argparse.ArgumentParser(prog=prog_name("python -m kvision.launch"), description=__doc__,
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes to start")
     parser.add_argument("--max-restarts", type=int, default=0, help="restart the whole job this many times after a failure")
-    parser.add_argument("script", help="the Python script to run, e.g. recipes/cifar10.py")
+    parser.add_argument("script", help="train (then RECIPE and its flags: kvision train), or a Python script, "
+                                       "e.g. recipes/cifar10.py")
     parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # stop the workers too
     if args.workers < 1 or args.max_restarts < 0:
         parser.error(f"--workers must be at least 1 and --max-restarts at least 0. Received: {args.workers}, {args.max_restarts}")
-    if not os.path.isfile(args.script):
-        parser.error(f"Expected a Python script to run. Received: {args.script!r}, which is not a file")
     script_args = args.args[1:] if args.args[:1] == ["--"] else args.args
-    command = [sys.executable, args.script, *script_args]
+    try:
+        command = worker_command(args.script, script_args)
+    except ValueError as err:
+        parser.error(str(err))
     for attempt in range(args.max_restarts + 1):
         status = run_job(command, args.workers)
         if status == 0:

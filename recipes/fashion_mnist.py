@@ -4,24 +4,15 @@
     python recipes/fashion_mnist.py --model resnet20 --epochs 30
     python recipes/fashion_mnist.py --data-dir ~/data/fashion-mnist   # the four IDX .gz files
 
-The data is found without a download at /usr/share/datasets/fashion-mnist
-(Debian: ``apt-get install dataset-fashion-mnist``) or ~/.keras/datasets/fashion-mnist,
-else fetched with TFDS. 5 000 training images are held out for validation
-(best checkpoint); the test split is used once, at the end. Defaults: SGD with
-momentum 0.9, peak LR 0.05 on a cosine schedule, L2 1e-4, batch 128,
-horizontal flips (no crop: at 28×28 the small CNN underfits with it). Results
-are in the README.
+The recipe's code is ``kvision/recipes/fashion_mnist.py``, installed with the package:
+``kvision train fashion_mnist …`` runs the same; ``--help`` explains every flag.
 """
 
-from classification import main
+from kvision.console import quiet_tensorflow
+
+quiet_tensorflow()  # before TensorFlow is imported: hides its C++ start-up lines (not with --verbose)
+
+from kvision.recipes.fashion_mnist import main  # noqa: E402
 
 if __name__ == "__main__":
-    main(
-        description=__doc__,
-        dataset="fashion_mnist",
-        model="cnn",
-        epochs=20,
-        lr=0.05,
-        weight_decay=1e-4,
-        crop_padding=0,
-    )
+    main()

@@ -1,7 +1,7 @@
-"""``python -m kvision.data.convert``: write any dataset kvision reads as TFRecord shards with a manifest.
+"""``kvision data convert`` (``python -m kvision.data.convert``): write any dataset kvision reads as TFRecord shards.
 
-    python -m kvision.data.convert --dataset fashion_mnist --output ~/data/fashion_mnist_tfrecord
-    python -m kvision.data.convert --dataset folder --data-dir ~/flowers --output ~/data/flowers \\
+    kvision data convert --dataset fashion_mnist --output ~/data/fashion_mnist_tfrecord
+    kvision data convert --dataset folder --data-dir ~/flowers --output ~/data/flowers \\
         --image-size 224 --format jpeg --validation-size 0.05 --shards 16
 
 Then train from them with ``--dataset tfrecord --data-dir OUTPUT``. The
@@ -13,6 +13,7 @@ import argparse
 import shlex
 import sys
 
+from kvision.console import HelpFormatter, prog_name
 from kvision.data.sources import SOURCE_NAMES, open_dataset
 from kvision.data.tfrecord import IMAGE_FORMATS, SHARD_BYTES, write_tfrecords
 from kvision.errors import exit_on_error
@@ -24,10 +25,8 @@ def open_source(name, data_dir, image_size, download):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="python -m kvision.data.convert", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    parser = argparse.ArgumentParser(prog=prog_name("python -m kvision.data.convert"), description=__doc__,
+                                     formatter_class=HelpFormatter)
     source = parser.add_argument_group("source")
     source.add_argument("--dataset", required=True, help=f"the dataset to read: {', '.join(SOURCE_NAMES)}")
     source.add_argument("--data-dir", help="where it is (a folder, archive or file); default: the usual places")
@@ -43,27 +42,38 @@ def build_parser():
                              "files as they are, PNG for the rest")
     output.add_argument("--validation-size", type=float, default=0.0, metavar="F",
                         help="fraction of train written as a validation split, chosen by a hash of each "
-                             "example's id (default: %(default)s, none)")
+                             "example's id (default: 0.0, none)")
     parser.add_argument("--verbose", action="store_true",
                         help="print the full traceback of an error, not only its line")
     return parser
 
 
-def _convert(args, command):
-    dataset = open_source(args.dataset, args.data_dir, args.image_size, not args.no_download)
-    manifest = write_tfrecords(dataset, args.output, shards=args.shards, image_size=args.image_size,
-                               image_format=args.format, validation=args.validation_size, command=command)
-    counts = ", ".join(f"{split} {sum(s['count'] for s in shards)} examples in {len(shards)} shards"
-                       for split, shards in manifest["splits"].items())
-    print(f"{args.output}: {counts}. Read it with --dataset tfrecord --data-dir {args.output}")
+def convert(dataset, output, *, data_dir=None, download=True, shards=None, image_size=None, image_format=None,
+            validation=0.0, command=None):
+    """Write the dataset named ``dataset`` as TFRecord shards in ``output``; returns the manifest and prints the counts.
+
+    Keywords as ``write_tfrecords``'s; ``data_dir`` and ``download`` say where the source is found.
+    """
+    source = open_source(dataset, data_dir, image_size, download)
+    manifest = write_tfrecords(source, output, shards=shards, image_size=image_size, image_format=image_format,
+                               validation=validation, command=command)
+    counts = ", ".join(f"{split} {sum(s['count'] for s in written)} examples in {len(written)} shards"
+                       for split, written in manifest["splits"].items())
+    print(f"{output}: {counts}. Read it with --dataset tfrecord --data-dir {output}")
+    return manifest
 
 
 def main(argv=None):
     """Parse ``argv`` and convert; an error (a bad flag, path or file) exits with one ``error:`` line."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    command = shlex.join(["python", "-m", "kvision.data.convert", *argv])
-    return exit_on_error(_convert, args, command, verbose=args.verbose)
+    command = shlex.join([*prog_name("python -m kvision.data.convert").split(), *argv])
+    return exit_on_error(
+        lambda: convert(args.dataset, args.output, data_dir=args.data_dir, download=not args.no_download,
+                        shards=args.shards, image_size=args.image_size, image_format=args.format,
+                        validation=args.validation_size, command=command),
+        verbose=args.verbose,
+    )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import threading
 
 import tensorflow as tf
 
+from kvision.console import HelpFormatter
 from kvision.errors import DataError
 
 PROTOCOL = "grpc"
@@ -75,7 +76,7 @@ class LocalService:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m kvision.data.service", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--dispatcher-port", type=int, default=5050,
                         help="dispatcher port on 127.0.0.1, 0 for any free one (default: 5050)")
     parser.add_argument("--workers", type=int, default=1, help="workers to start (default: 1)")

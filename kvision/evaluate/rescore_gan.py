@@ -23,6 +23,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from kvision.console import HelpFormatter, prog_name
 from kvision.data import load_dataset
 from kvision.errors import DataError, ExportError, ModelError, exit_on_error
 from kvision.evaluate.cas import EPOCHS, classification_accuracy_score
@@ -156,8 +157,8 @@ def rescore(model, *, classifier=None, cas=False, cas_samples=60_000, cas_epochs
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m kvision.evaluate gan", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=prog_name("python -m kvision.evaluate gan"), description=__doc__,
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--model", required=True, metavar="EXPORT_DIR/NAME/VERSION", help="an exported generator")
     parser.add_argument("--classifier", help="the feature classifier (.keras; default: runs/<dataset>_cnn/checkpoints/"
                         "best.keras, as in recipes/dcgan.py); also CAS's real-data reference")

@@ -21,6 +21,7 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  registers the TF Text ops an exported translator's graph uses
 
+from kvision.console import HelpFormatter, prog_name
 from kvision.data.text import cmudict_splits, group_references, pairs_fingerprint
 from kvision.errors import ExportError, exit_on_error
 from kvision.evaluate.seq2seq import sequence_error_rates, translate_all
@@ -127,7 +128,7 @@ def rescore_g2p(model_dir, *, stress=None, validation=None, test=None, batch_siz
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="python -m kvision.evaluate g2p", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog=prog_name("python -m kvision.evaluate g2p"), description=__doc__, formatter_class=HelpFormatter
     )
     parser.add_argument("--model", required=True, metavar="EXPORT_DIR/NAME/VERSION", help="the exported SavedModel")
     split = parser.add_argument_group("test split (default: as the export's evaluation.json records it)")

@@ -38,13 +38,15 @@ def write_config(run_dir, settings):
         write_json(run_dir / "config.json", {**settings, "command": " ".join(sys.argv), "kvision": __version__})
 
 
-def open_run(run_dir, settings, *, may_change=(), overwrite=False):
+def open_run(run_dir, settings, *, may_change=(), overwrite=False, defaults=None):
     """Start, resume or restart a recipe's run in ``run_dir``: the results it recorded, after checking its settings.
 
     Nothing is written before the check. The settings of an earlier run are
     those its config.json records; a setting with another value now raises
     ``ModelError``, listing each difference, unless its key is in
-    ``may_change`` (settings that change no training, or add to it). With
+    ``may_change`` (settings that change no training, or add to it). A
+    setting the earlier run did not record (a flag added since) counts as
+    recorded at its value in ``defaults``. With
     ``overwrite`` there is no check: the earlier run's files are deleted (on
     the chief) and the run starts afresh. Then config.json is written anew
     (``write_config``).
@@ -54,6 +56,7 @@ def open_run(run_dir, settings, *, may_change=(), overwrite=False):
         settings: JSON-ready ``{name: value}``, the recipe's parsed flags.
         may_change: names of settings a resumed run may change.
         overwrite: delete what an earlier run wrote in ``run_dir`` first.
+        defaults: ``{name: default}`` of the settings, for a config.json older than some of them.
 
     Returns:
         The content of results.json, or ``{}`` for a new run.
@@ -69,8 +72,8 @@ def open_run(run_dir, settings, *, may_change=(), overwrite=False):
                     entry.unlink()
             print(f"{run_dir}: --overwrite: the earlier run was deleted")
     elif config_path.exists():
-        recorded = json.loads(config_path.read_text())
         given = json.loads(json.dumps(settings))  # as config.json would hold them: tuples are lists
+        recorded = {**json.loads(json.dumps(defaults or {})), **json.loads(config_path.read_text())}
         changed = sorted(key for key in given if key not in may_change and recorded.get(key) != given[key])
         if changed:
             raise ModelError(

@@ -1,6 +1,5 @@
 """Classification accuracy score: a classifier trained on samples only, tested on real images."""
 
-import runpy
 
 import numpy as np
 import pytest
@@ -8,19 +7,18 @@ import pytest
 from kvision.evaluate.cas import (CLASSIFIER_SETTINGS, EPOCHS, VALIDATION_SHARE, classification_accuracy_score,
                                   generated_set)
 from kvision.evaluate.classification import accuracy
-from tests.helpers import ROOT, quadrant_images, small_cnn
+from tests.helpers import quadrant_images, small_cnn
 
 # Smaller batches for a tiny set; no flips: a mirrored quadrant image is another class.
 OPTIONS = dict(num_classes=4, latent_dim=2, num_samples=360, epochs=3, batch_size=32, flip=False)
 
 
 def test_the_classifier_is_trained_as_the_fashion_mnist_recipe_trains_it(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
-    import classification
+    from kvision.recipes import classification, fashion_mnist
 
     defaults = {}
-    monkeypatch.setattr(classification, "main", lambda description, **recipe: defaults.update(recipe))
-    runpy.run_path(str(ROOT / "recipes" / "fashion_mnist.py"), run_name="__main__")
+    monkeypatch.setattr(classification, "main", lambda argv=None, *, description, **recipe: defaults.update(recipe))
+    fashion_mnist.main()
     args = classification.build_parser("", defaults).parse_args([])
     assert args.model == "cnn" and args.epochs == EPOCHS and args.seed == 0
     assert round(VALIDATION_SHARE * 60_000) == args.validation_size == 5000

@@ -12,7 +12,7 @@ from kvision.evaluate.cas import classification_accuracy_score
 from kvision.evaluate.frechet import generator_quality
 from kvision.evaluate.rescore_gan import compare, load_generator
 from kvision.export import export_generator
-from kvision.export.cli import GENERATOR_METRICS
+from kvision.recipes.common import GENERATOR_METRICS
 from kvision.models import build
 from kvision.models.gan import to_uint8
 from tests.data.writers import write_idx_dataset

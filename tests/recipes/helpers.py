@@ -6,6 +6,7 @@ End-to-end runs use a fresh interpreter (``run_recipe``); the quick cases
 """
 
 import io
+import json
 import runpy
 import subprocess
 import sys
@@ -25,7 +26,6 @@ def run_in_process(script, *args, cwd, monkeypatch):
     """``CompletedProcess`` of the recipe run as ``__main__``; ``sys.exit("msg")`` lands in stderr."""
     path = ROOT / "recipes" / script
     monkeypatch.chdir(cwd)
-    monkeypatch.syspath_prepend(str(path.parent))
     monkeypatch.setattr(sys, "argv", [str(path), *map(str, args)])
     out, err = io.StringIO(), io.StringIO()
     code = 0
@@ -37,3 +37,9 @@ def run_in_process(script, *args, cwd, monkeypatch):
             if isinstance(done.code, str):
                 err.write(done.code + "\n")
     return subprocess.CompletedProcess([str(path), *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
+def summary_of(stdout):
+    """The JSON summary a recipe prints before its summary table: the last object that starts a line."""
+    text = "\n" + stdout
+    return json.JSONDecoder().raw_decode(text, text.rindex("\n{\n") + 1)[0]

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from tests.data.writers import write_idx_dataset
-from tests.recipes.helpers import run_in_process, run_recipe
+from tests.recipes.helpers import run_in_process, run_recipe, summary_of
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_captioning_composes_scenes_trains_reports_bleu_and_exports(items, tmp_p
                         "--run-dir", tmp_path / "run", "--export-dir", tmp_path / "exports", "--version", 4,
                         cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout[result.stdout.index("{\n"):])
+    summary = summary_of(result.stdout)
     report = json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())
     assert report["images"] == report["captions"] == 24 and report["beam_width"] == 3
     for key in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "exact_match", "item_match", "scene_item_match"):

@@ -11,7 +11,7 @@ import tensorflow as tf
 from kvision.errors import ExportError
 from tests.data.writers import CIFAR10_NAMES, make_tar_gz, write_cifar10_binary, write_idx_dataset
 from tests.helpers import quadrant_examples
-from tests.recipes.helpers import ROOT, run_in_process, run_recipe
+from tests.recipes.helpers import ROOT, run_in_process, run_recipe, summary_of
 
 
 def fashion_args(tmp, run_dir=None, exports=None):
@@ -45,7 +45,7 @@ def fashion_copy(fashion_run, tmp_path):
 @pytest.mark.slow
 def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
     tmp, result = fashion_run
-    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    summary = summary_of(result.stdout)
     report = json.loads((tmp / "run" / "evaluation" / "report.json").read_text())
     assert summary["test_accuracy"] == report["accuracy"] >= 0.5, "quadrants are learnable in 3 epochs"
     assert report["class_names"][0] == "T-shirt/top" and report["num_examples"] == 64
@@ -92,7 +92,7 @@ def test_a_finished_run_whose_export_failed_exports_again_without_training(fashi
         raise ExportError("No space left on device. Received: a full disk")
 
     with monkeypatch.context() as patched:
-        patched.setattr("kvision.export.cli.export_classifier", full_disk)
+        patched.setattr("kvision.recipes.common.export_classifier", full_disk)
         failed = run_in_process("fashion_mnist.py", *fashion_args(tmp, run_dir), cwd=tmp, monkeypatch=patched)
     assert failed.returncode == 1 and "error: No space left on device" in failed.stderr
     result = run_in_process("fashion_mnist.py", *fashion_args(tmp, run_dir, run_dir.parent / "exports"),
@@ -155,7 +155,7 @@ def test_adversarial_training_and_robustness_flags(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    summary = summary_of(result.stdout)
     evaluation = tmp_path / "run" / "evaluation"
     robustness = json.loads((evaluation / "robustness.json").read_text())
     assert robustness["num_examples"] == 40 and robustness["epsilons"] == [0.0, 0.1]

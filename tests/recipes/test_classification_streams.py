@@ -7,15 +7,14 @@ import pytest
 from kvision.data import ImageDataset
 from kvision.data.stream import StreamedDataset
 from kvision.errors import DataError
+from kvision.recipes.common import RunRules
 from tests.data.streams import file_split, write_folder
 from tests.helpers import quadrant_images
-from tests.recipes.helpers import ROOT
 
 
 @pytest.fixture
-def recipe(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
-    import classification
+def recipe():
+    from kvision.recipes import classification
 
     return classification
 
@@ -62,7 +61,7 @@ def test_a_corrupt_file_is_named_before_the_run_directory_is_written(recipe, tmp
     dataset, paths = folder_dataset(tmp_path / "data", corrupt=(5,))
     monkeypatch.setattr(recipe, "open_data", lambda args: dataset)
     with pytest.raises(DataError, match=rf"^{paths[5]}: expected a JPEG, PNG, GIF or BMP image. Received: "):
-        recipe.run(recipe.build_parser("", {}).parse_args(arguments(tmp_path)), may_change=())
+        recipe.run(recipe.build_parser("", {}).parse_args(arguments(tmp_path)), rules=RunRules())
     assert not (tmp_path / "run").exists()
 
 
@@ -86,5 +85,5 @@ def test_a_data_service_needs_a_streamed_dataset(recipe, tmp_path, monkeypatch):
         flags = [*arguments(tmp_path), "--dataset", "mnist", "--data-service", address]
         args = recipe.build_parser("", {}).parse_args(flags)
         with pytest.raises(DataError, match=message):
-            recipe.run(args, may_change=())
+            recipe.run(args, rules=RunRules())
     assert not (tmp_path / "run").exists()

@@ -10,7 +10,7 @@ import tensorflow as tf
 from kvision.errors import ExportError, ModelError
 from tests.data.writers import make_tar_gz, write_cifar10_binary, write_idx_dataset
 from tests.helpers import quadrant_examples, small_cnn
-from tests.recipes.helpers import run_in_process, run_recipe
+from tests.recipes.helpers import run_in_process, run_recipe, summary_of
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_conditional_dcgan_trains_measures_and_exports(setup):
                        "--classifier", tmp / "classifier.keras", "--run-dir", tmp / "run", "--export-dir", tmp / "exports",
                        "--version", 3, "--cas", "--cas-samples", 240, "--cas-epochs", 1, cwd=tmp)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout[result.stdout.index('{\n  "model"'):])
+    summary = summary_of(result.stdout)
     quality = json.loads((tmp / "run" / "evaluation" / "quality.json").read_text())
     assert summary["frechet_distance"] == quality["frechet_distance"] > 0 and quality["frechet_distance_std"] > 0
     assert 0 <= summary["class_accuracy"] <= 1 and quality["num_samples"] == 100
@@ -70,7 +70,7 @@ def test_a_finished_run_whose_export_failed_exports_again_without_training(setup
         raise ExportError("No space left on device. Received: a full disk")
 
     with monkeypatch.context() as patched:
-        patched.setattr("kvision.export.cli.export_generator", full_disk)
+        patched.setattr("kvision.recipes.common.export_generator", full_disk)
         failed = run_in_process("dcgan.py", *args, cwd=tmp_path, monkeypatch=patched)
     assert failed.returncode == 1 and "error: No space left on device" in failed.stderr
     history = (tmp_path / "run" / "history.csv").read_text()

@@ -13,7 +13,7 @@ import pytest
 
 from kvision.models import build
 from tests.helpers import made_up_cmudict, run_evaluate
-from tests.recipes.helpers import ROOT, run_in_process, run_recipe
+from tests.recipes.helpers import ROOT, run_in_process, run_recipe, summary_of
 
 DIGITS = {"zero": "zéro", "one": "un", "two": "deux", "three": "trois", "four": "quatre", "five": "cinq"}
 
@@ -38,7 +38,7 @@ def test_translate_trains_evaluates_and_exports_a_servable_model(tmp_path):
         "--export-dir", tmp_path / "exports", "--version", 7, cwd=tmp_path, timeout=400,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout[result.stdout.index("{\n"):])
+    summary = summary_of(result.stdout)
     report = json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())
     assert summary["test_bleu"] == report["bleu"] and 0 <= report["bleu"] <= 100
     assert summary["blessed"] is True and summary["saved_model"] == str(tmp_path / "exports" / "translate_digits" / "7")
@@ -89,8 +89,7 @@ def test_help_documents_every_flag(script, tmp_path, monkeypatch):
 
 def built(flags, monkeypatch, vocab_sizes=(33, 43)):
     """The model ``recipes/seq2seq.py``'s flags build (CMUdict's 33 characters, 43 phonemes), and the parsed flags."""
-    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
-    recipe = importlib.import_module("seq2seq")
+    recipe = importlib.import_module("kvision.recipes.seq2seq")
     args = recipe.build_parser("", {}).parse_args(flags)
     return build(args.model, *vocab_sizes, **recipe.model_options(args)), args
 
@@ -147,7 +146,7 @@ def test_g2p_with_every_candidate_flag_exports_what_the_evaluate_command_rescore
                            str(ROOT / "recipes" / "g2p_cmudict.py"), *flags],
                           cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads(done.stdout[done.stdout.index("{\n"):])
+    summary = summary_of(done.stdout)
     assert summary["averaged_epochs"] == [1, 2] and summary["blessed"] is True
     evaluation = json.loads((Path(summary["saved_model"]) / "evaluation.json").read_text())
     assert evaluation["decoding"] == {"beam_width": 3, "length_penalty": 0.6}

@@ -8,7 +8,7 @@ import pytest
 from kvision.data import labelled_subset
 from tests.data.writers import write_idx_dataset
 from tests.helpers import quadrant_examples
-from tests.recipes.helpers import run_in_process, run_recipe
+from tests.recipes.helpers import run_in_process, run_recipe, summary_of
 
 # 256 training images of 4 classes; half of the labels ≈ 128, 7 or 8 batches of 16 an epoch: --min-steps 40 asks
 # for 5 or 6 epochs, more than --finetune-epochs 2, and --max-epochs caps it at 2 (1 of them for the head).
@@ -48,7 +48,7 @@ def test_recipe_records_every_phase_and_compares_the_arms(simclr_run):
     share = summary["shares"]["0.5"]
     assert (share["finetune_accuracy"], share["scratch_accuracy"]) == (
         phases["finetune_0.5"]["test_accuracy"], phases["scratch_0.5"]["test_accuracy"])
-    assert json.loads(result.stdout[result.stdout.rindex("\n{"):]) == summary
+    assert summary_of(result.stdout) == summary
     assert "linear probe: random-init encoder" in result.stdout and "fine-tuned SimCLR, 50% labels" in result.stdout
 
     encoder = keras.models.load_model(tmp / "run" / "pretrain" / "checkpoints" / "last.keras")

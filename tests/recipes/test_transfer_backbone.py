@@ -8,15 +8,14 @@ import pytest
 
 from tests.data.streams import write_folder
 from tests.helpers import quadrant_images
-from tests.recipes.helpers import ROOT, run_in_process
+from tests.recipes.helpers import run_in_process
 
 SIZE = 64  # Inception crops (streamed images of 64+ px) and MobileNetV2's smallest input are both in reach
 
 
 @pytest.fixture
-def transfer(monkeypatch):
-    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
-    import transfer
+def transfer():
+    from kvision.recipes import transfer
 
     return transfer
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tests.data.writers import write_idx_dataset
 from tests.helpers import quadrant_examples
-from tests.recipes.helpers import run_in_process, run_recipe
+from tests.recipes.helpers import run_in_process, run_recipe, summary_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ def test_vae_trains_reports_the_test_elbo_and_exports_its_decoder(setup):
                         "--latent-dim", 3, "--run-dir", tmp / "run", "--export-dir", tmp / "exports", "--version", 2,
                         cwd=tmp)
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    summary = summary_of(result.stdout)
     quality = json.loads((tmp / "run" / "evaluation" / "quality.json").read_text())
     assert quality["test_images"] == 50 and quality["latent_dim"] == 3
     assert summary["test_elbo"] == round(quality["elbo"], 2) < 0

@@ -6,8 +6,7 @@ import json
 import pytest
 
 from kvision.errors import ModelError
-from kvision.export.cli import add_export_arguments
-from kvision.train.cli import add_run_arguments, untrained_settings
+from kvision.recipes.common import add_export_arguments, add_run_arguments, untrained_settings
 from kvision.train.records import open_run, run_phase, save_results, write_config
 
 SETTINGS = {"epochs": 2, "lr": 0.1, "shares": [0.1], "run_dir": "run"}
@@ -34,6 +33,18 @@ def test_a_resumed_run_gets_its_results_and_may_change_only_what_it_is_told(tmp_
         open_run(tmp_path, {**SETTINGS, "lr": 0.2})
     assert (tmp_path / "config.json").read_bytes() == config, "a refused run writes nothing"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "results.json"]
+
+
+def test_an_older_run_without_a_new_flag_resumes_while_that_flag_keeps_its_default(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"epochs": 2, "lr": 0.1, "command": "recipe.py"}))
+    defaults = {"epochs": 30, "lr": 0.1, "cutout": 0}
+    assert open_run(tmp_path, {"epochs": 2, "lr": 0.1, "cutout": 0}, defaults=defaults) == {}
+    assert json.loads((tmp_path / "config.json").read_text())["cutout"] == 0, "recorded from now on"
+    (tmp_path / "config.json").write_text(json.dumps({"epochs": 2, "lr": 0.1}))
+    with pytest.raises(ModelError, match=r"Received \(recorded → given\): cutout 0 → 8$"):
+        open_run(tmp_path, {"epochs": 2, "lr": 0.1, "cutout": 8}, defaults=defaults)
+    with pytest.raises(ModelError, match=r"cutout None → 0$"):
+        open_run(tmp_path, {"epochs": 2, "lr": 0.1, "cutout": 0})  # without defaults: refused, as before
 
 
 def test_overwrite_deletes_the_earlier_run_and_starts_afresh(tmp_path, monkeypatch):

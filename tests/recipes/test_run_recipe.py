@@ -1,20 +1,27 @@
 """run_recipe: the errors of users, of the machine and of TensorFlow end a recipe with one line."""
 
-import argparse
 import errno
 
 import pytest
 import tensorflow as tf
 
 from kvision.errors import DataError
-from kvision.train.cli import run_recipe
+from kvision.recipes.common import RunRules, add_run_arguments, recipe_parser, run_recipe
 
 
 def raising(err):
-    def run(args):
+    def run(args, *, rules):
         raise err
 
     return run
+
+
+def parser():
+    """A recipe's parser with the run flags (--config, --overwrite, --verbose) and one of its own."""
+    made = recipe_parser("a recipe")
+    made.add_argument("--epochs", type=int, default=3)
+    add_run_arguments(made)
+    return made
 
 
 @pytest.mark.parametrize(
@@ -31,13 +38,13 @@ def raising(err):
 )
 def test_an_error_is_one_line_and_exit_status_1(err, line, capsys):
     with pytest.raises(SystemExit) as exited:
-        run_recipe(raising(err), argparse.Namespace())
+        run_recipe(raising(err), parser(), [])
     assert exited.value.code == line and capsys.readouterr().err == ""
 
 
 def test_verbose_prints_the_traceback_before_the_line(capsys):
     with pytest.raises(SystemExit) as exited:
-        run_recipe(raising(OSError(errno.ENOSPC, "No space left on device", "/runs")), argparse.Namespace(verbose=True))
+        run_recipe(raising(OSError(errno.ENOSPC, "No space left on device", "/runs")), parser(), ["--verbose"])
     assert exited.value.code == "error: OSError: [Errno 28] No space left on device: '/runs'"
     shown = capsys.readouterr().err
     assert shown.startswith("Traceback (most recent call last):") and "raise err" in shown
@@ -45,5 +52,12 @@ def test_verbose_prints_the_traceback_before_the_line(capsys):
 
 def test_a_bug_keeps_its_traceback_and_a_result_is_returned():
     with pytest.raises(ZeroDivisionError):
-        run_recipe(raising(ZeroDivisionError("a bug")), argparse.Namespace())
-    assert run_recipe(lambda args: args.epochs * 2, argparse.Namespace(epochs=3)) == 6
+        run_recipe(raising(ZeroDivisionError("a bug")), parser(), [])
+    assert run_recipe(lambda args, rules: args.epochs * 2, parser(), []) == 6
+
+
+def test_the_rules_hold_the_defaults_and_what_may_change():
+    seen = run_recipe(lambda args, rules: rules, parser(), ["--epochs", "5"], may_change=("epochs",))
+    assert isinstance(seen, RunRules) and seen.defaults == {"epochs": 3, "config": None, "overwrite": False,
+                                                             "verbose": False}
+    assert "epochs" in seen.may_change and "run_dir" in seen.may_change

@@ -11,18 +11,18 @@ SavedModel whose ``serving_default`` maps strings to strings), or
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 from kvision.data.text import group_references, load_vocabularies, pairs_fingerprint, save_vocabularies
 from kvision.evaluate.seq2seq import evaluate_seq2seq
-from kvision.export.cli import add_export_arguments, check_export_arguments, export_for_translator, finish
 from kvision.models import build, get_builder, list_models
 from kvision.models.decoding import Translator
+from kvision.recipes.common import (add_export_arguments, add_run_arguments, add_speed_arguments, announce_model,
+                                    check_export_arguments, export_for_translator, finish, open_recipe_run,
+                                    recipe_parser, run_recipe, training_command)
 from kvision.train import fit_seq2seq, get_strategy, is_chief, run_paths, worker_dir
 from kvision.train.seq2seq import check_teacher_forcing
-from kvision.train.cli import add_run_arguments, add_speed_arguments, open_recipe_run, untrained_settings
 
 PARITY_SOURCES = 64  # test sources the exported SavedModel must decode exactly as Keras did
 DECODING = ("beam_width", "length_penalty")  # used after training only: a finished run decodes and exports again
@@ -30,7 +30,7 @@ DECODING = ("beam_width", "length_penalty")  # used after training only: a finis
 
 def build_parser(description, defaults):
     """The recipe's flags; ``defaults`` are the calling recipe's."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = recipe_parser(description)
     data = parser.add_argument_group("data")
     data.add_argument("--validation-fraction", type=float, help="share of sources held out for validation")
     data.add_argument("--test-fraction", type=float, help="share of sources held out for the final test")
@@ -49,7 +49,7 @@ def build_parser(description, defaults):
     model.add_argument("--dropout", type=float, help="RNN: on embeddings and between layers; Transformer: in every block")
 
     optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--epochs", type=int)
+    optim.add_argument("--epochs", type=int, help="passes over the training pairs")
     optim.add_argument("--batch-size", type=int, help="global batch size")
     optim.add_argument("--lr", type=float, help="peak learning rate of Adam (warm-up, then cosine decay)")
     optim.add_argument("--label-smoothing", type=float,
@@ -123,32 +123,36 @@ def vocabularies(run_dir, make):
     return source_vocab, target_vocab
 
 
-def free_settings(parser):
-    """The settings of this recipe's ``parser`` a run directory may be resumed with other values of."""
-    return untrained_settings(parser, *DECODING)
+def run_seq2seq(run, parser, argv=None):
+    """``run_recipe`` for a recipe built on this one: decoding flags may change when a run directory is resumed."""
+    return run_recipe(run, parser, argv, may_change=DECODING)
 
 
-def run(args, splits, make_vocabularies, *, run_dir, dataset, may_change):
+def run(args, splits, make_vocabularies, *, run_dir, dataset, rules):
     """Train, evaluate on the test split, export; returns the summary dict it prints.
 
     ``make_vocabularies()`` returns ``(source, target)`` vocabularies learned
     from the training split; ``dataset`` names the data (``name``, ``origin``);
-    ``may_change`` comes from ``free_settings(parser)``.
+    ``rules`` come from ``run_seq2seq``.
     """
     get_builder(args.model, "seq2seq")  # fail on an unknown name or a bad training or export flag before any work
     check_teacher_forcing(epochs=args.epochs, label_smoothing=args.label_smoothing, average_last=args.average_last)
     check_export_arguments(args)
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     run_dir = Path(run_dir)
-    open_recipe_run(run_dir, args, may_change)
+    open_recipe_run(run_dir, args, rules, strategy=strategy)
     source_vocab, target_vocab = vocabularies(run_dir, make_vocabularies)
     print(
         f"data: {len(splits['train'])} train, {len(splits['validation'])} validation, {len(splits['test'])} test pairs; "
         f"vocabularies: {source_vocab.size} source ({source_vocab.kind}), {target_vocab.size} target ({target_vocab.kind})"
     )
+    def model_fn():
+        return build(args.model, source_vocab.size, target_vocab.size, **model_options(args))
+
+    announce_model(args.model, model_fn())
     start = time.time()
     result = fit_seq2seq(
-        lambda: build(args.model, source_vocab.size, target_vocab.size, **model_options(args)),
+        model_fn,
         splits["train"],
         splits["validation"],
         source_vocab,
@@ -181,7 +185,7 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset, may_change):
         sources, _ = group_references(splits["test"])
         export = export_for_translator(
             translator, args, name=args.name, sources=sources[:PARITY_SOURCES], report=report,
-            training_command=" ".join(sys.argv),
+            training_command=training_command(),
             dataset={**dataset, "fingerprint": pairs_fingerprint(splits["train"])},
         )
     summary = {
@@ -197,4 +201,4 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset, may_change):
         "run_dir": str(run_dir),
         "report": str(run_dir / "evaluation" / "report.json"),
     }
-    return finish(summary, export)
+    return finish(summary, export, run_dir=run_dir)

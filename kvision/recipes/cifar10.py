@@ -1,0 +1,31 @@
+"""CIFAR-10 classification with the published ResNet schedule.
+
+    kvision train cifar10                                  # ResNet-20, TFDS download
+    kvision train cifar10 --data-dir ~/data/cifar-10-python.tar.gz
+    kvision train cifar10 --model resnet56 --data-dir ~/data/cifar-10-batches-bin
+
+Defaults follow He et al. 2016 (https://arxiv.org/abs/1512.03385, §4.2): SGD
+0.1, momentum 0.9, weight decay 1e-4, batch 128, 164 epochs with the learning
+rate divided by 10 at 50% and 75% of training, 4-pixel pad-and-crop +
+horizontal flip, trained on all 50 000 training images. Expected test
+accuracy: ≈91–92% for ResNet-20 (the paper reports 91.25%); not measured on
+this project's offline machines, where CIFAR-10 cannot be downloaded.
+"""
+
+from kvision.recipes import classification
+
+
+def main(argv=None):
+    """``classification.main`` with this recipe's defaults."""
+    return classification.main(
+        argv,
+        description=__doc__,
+        dataset="cifar10",
+        model="resnet20",
+        epochs=164,
+        lr=0.1,
+        weight_decay=1e-4,
+        schedule="piecewise",
+        validation_size=0,
+        crop_padding=4,
+    )
