@@ -43,8 +43,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-import kvision
 from kvision.data import load_dataset
+from kvision.errors import ModelError
 from kvision.evaluate.cas import EPOCHS as CAS_EPOCHS
 from kvision.evaluate.cas import classification_accuracy_score
 from kvision.evaluate.frechet import default_classifier_path, generator_quality, load_classifier
@@ -128,7 +128,7 @@ def run(args, *, rules):
     check_export_arguments(args)
     check_generator_variants(parse_variants(args.tflite))  # before training, not after
     if args.cas and not args.conditional:
-        raise kvision.ModelError("--cas measures a conditional generator. Received: --cas without --conditional")
+        raise ModelError("--cas measures a conditional generator. Received: --cas without --conditional")
     strategy = get_strategy()  # first: a multi-worker strategy must exist before TensorFlow runs any op
     dataset = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
     num_classes = dataset.num_classes if args.conditional else None

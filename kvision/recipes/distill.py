@@ -25,7 +25,6 @@ batch-1 latency (median, this machine's CPU). Outputs: <run-dir>/config.json,
 
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from kvision.data import channel_stats, labelled_subset, load_dataset, train_validation_split
@@ -35,6 +34,7 @@ from kvision.export.verify import median_latency_ms
 from kvision.models import build, get_builder, list_models
 from kvision.recipes.common import (add_data_arguments, add_run_arguments, add_speed_arguments, announce_model,
                                     open_recipe_run, print_summary, recipe_parser, run_recipe)
+from kvision.saving import load_model
 from kvision.train import fit_or_load, get_strategy, is_chief, run_paths
 from kvision.train.distill import Distiller, load_teacher
 from kvision.train.prune import MagnitudePruning, model_sizes, sparsity
@@ -167,7 +167,7 @@ def run(args, *, rules):
     distilled_path = run_paths(run_dir / "distilled")["best"]
     networks["pruned"] = train_phase(
         # The last epoch, not the best: an earlier one may not have reached the target sparsity.
-        run_dir / "pruned", lambda: keras.saving.load_model(distilled_path, compile=False), epochs=args.prune_epochs,
+        run_dir / "pruned", lambda: load_model(distilled_path, compile=False), epochs=args.prune_epochs,
         learning_rate=args.prune_lr, restore_best=False, callbacks=[pruning], **data,
     )
 

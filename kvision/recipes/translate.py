@@ -7,7 +7,7 @@
 Sentences are split into train/validation/test by a hash of the source
 sentence, so a sentence's several translations stay in one split. Both sides
 get a WordPiece vocabulary learned from the training split (lower-cased).
-Reported on the test split, with beam search: corpus BLEU (keras-nlp, the
+Reported on the test split, with beam search: corpus BLEU (keras-hub, the
 same figure sacreBLEU gives), word error rate (sentences matching none of
 their references) and token error rate.
 """

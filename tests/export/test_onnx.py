@@ -11,9 +11,10 @@ import pytest
 import kvision.export.exporters as exporters
 from kvision.errors import ExportError
 from kvision.export import export_generator, verify
-from kvision.export.cli import add_export_arguments, check_export_arguments, main
+from kvision.export.cli import main
 from kvision.export.onnx_export import ONNX_OPSET, ONNXClassifier, ONNXGenerator, write_classifier_onnx
 from kvision.models import build
+from kvision.recipes.common import add_export_arguments, check_export_arguments
 from tests.export.test_generator_export import expected_images
 from tests.export.test_push import export
 from tests.helpers import small_cnn
