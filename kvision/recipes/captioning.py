@@ -45,7 +45,8 @@ from kvision.models import build, get_builder, list_models
 from kvision.models.decoding import Captioner
 from kvision.recipes.common import (add_export_arguments, add_run_arguments, add_speed_arguments, announce_model,
                                     check_export_arguments, export_for_captioner, finish, open_recipe_run,
-                                    recipe_parser, run_recipe, training_command)
+                                    recipe_parser, run_recipe, tensorboard_options,
+                                    training_command)
 from kvision.train import fit_captioner, get_strategy, is_chief, run_paths, worker_dir
 
 DATASETS = ("scenes", "folder", "coco_captions")
@@ -157,7 +158,7 @@ def run(args, *, rules):
     result = fit_captioner(
         model_fn, sets["train"], sets["validation"], vocab, run_dir=run_dir, epochs=args.epochs,
         batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, mixed_precision=args.mixed_precision,
-        xla=args.xla, strategy=strategy,
+        xla=args.xla, strategy=strategy, **tensorboard_options(args),
     )
     train_seconds = time.time() - start
 

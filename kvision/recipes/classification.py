@@ -35,7 +35,7 @@ from kvision.models import build, get_builder, list_models
 from kvision.models.common import is_positive_int, require
 from kvision.recipes.common import (add_export_arguments, add_run_arguments, add_speed_arguments, announce_model,
                                     check_export_arguments, export_for_dataset, finish, open_recipe_run, recipe_parser,
-                                    run_recipe, training_command)
+                                    run_recipe, tensorboard_options, training_command)
 from kvision.train import AdversarialTraining, fit_or_load, get_strategy, is_chief, run_paths, worker_dir
 from kvision.train.adversarial import check_attack
 from kvision.train.engine import OPTIMIZERS
@@ -335,6 +335,8 @@ def run(args, *, rules):
         early_stopping_patience=args.early_stopping,
         strategy=strategy,
         wrap=wrap,
+        class_names=data.dataset.class_names,
+        **tensorboard_options(args),
         **data.fit_options(args),
     )
     train_seconds = time.time() - start

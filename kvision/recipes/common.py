@@ -65,12 +65,22 @@ def add_data_arguments(parser, datasets):
     return data
 
 
-def add_speed_arguments(parser):
-    """``--mixed-precision`` and ``--xla``, in a "speed" group of ``parser``."""
+def add_speed_arguments(parser, *, profile=True):
+    """``--mixed-precision``, ``--xla`` and (``profile``) ``--profile-batches``, in a "speed" group of ``parser``."""
     speed = parser.add_argument_group("speed")
     speed.add_argument("--mixed-precision", action="store_true",
                        help="mixed_float16 compute with dynamic loss scaling (float32 weights and outputs)")
     speed.add_argument("--xla", action="store_true", help="compile the train step with XLA (jit_compile)")
+    if profile:
+        speed.add_argument("--profile-batches", metavar="A,B",
+                           help="profile training batches A to B (counted from 1; e.g. 10,20 skips the tracing steps) "
+                                "for TensorBoard's Profile tab; default: off")
+
+
+def tensorboard_options(args):
+    """The engines' TensorBoard keywords from parsed flags: the run's settings as HParams, the batches to profile."""
+    hparams = {key: value for key, value in vars(args).items() if key not in ("config", "overwrite", "verbose")}
+    return dict(hparams=hparams, profile_batches=getattr(args, "profile_batches", None))
 
 
 def add_run_arguments(group):

@@ -53,7 +53,8 @@ from kvision.models import build
 from kvision.models.gan import CONDITIONINGS, FAKE_LABELS, LOSSES, to_uint8
 from kvision.recipes.common import (add_data_arguments, add_export_arguments, add_run_arguments, add_speed_arguments,
                                     announce_model, check_export_arguments, export_for_generator, finish,
-                                    open_recipe_run, recipe_parser, run_recipe, training_command)
+                                    open_recipe_run, recipe_parser, run_recipe, tensorboard_options,
+                                    training_command)
 from kvision.train import get_strategy, is_chief, worker_dir
 from kvision.train.gan import fit_gan, image_grid
 
@@ -157,7 +158,7 @@ def run(args, *, rules):
         batch_size=args.batch_size, loss=args.loss, d_learning_rate=args.d_lr, g_learning_rate=args.g_lr,
         beta_1=args.beta1, beta_2=args.beta2, d_steps=args.d_steps, ema_decay=args.ema_decay,
         fake_labels=args.fake_labels, balance_classes=args.balance_classes, flip=args.flip, seed=args.seed,
-        mixed_precision=args.mixed_precision, xla=args.xla, strategy=strategy,
+        mixed_precision=args.mixed_precision, xla=args.xla, strategy=strategy, **tensorboard_options(args),
     )
     train_seconds = time.time() - start
     generator = result.gan.ema_generator

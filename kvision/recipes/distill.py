@@ -67,7 +67,7 @@ def build_parser():
     train.add_argument("--lr", type=float, default=0.05, help="peak SGD learning rate, cosine schedule")
     train.add_argument("--weight-decay", type=float, default=1e-4, help="L2 on kernels")
     train.add_argument("--crop-padding", type=int, default=0, help="pad-and-crop augmentation, pixels")
-    add_speed_arguments(parser)
+    add_speed_arguments(parser, profile=False)
 
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds weights, shuffling and augmentation")

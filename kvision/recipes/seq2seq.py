@@ -20,7 +20,8 @@ from kvision.models import build, get_builder, list_models
 from kvision.models.decoding import Translator
 from kvision.recipes.common import (add_export_arguments, add_run_arguments, add_speed_arguments, announce_model,
                                     check_export_arguments, export_for_translator, finish, open_recipe_run,
-                                    recipe_parser, run_recipe, training_command)
+                                    recipe_parser, run_recipe, tensorboard_options,
+                                    training_command)
 from kvision.train import fit_seq2seq, get_strategy, is_chief, run_paths, worker_dir
 from kvision.train.seq2seq import check_teacher_forcing
 
@@ -167,6 +168,7 @@ def run(args, splits, make_vocabularies, *, run_dir, dataset, rules):
         mixed_precision=args.mixed_precision,
         xla=args.xla,
         strategy=strategy,
+        **tensorboard_options(args),
     )
     train_seconds = time.time() - start
 

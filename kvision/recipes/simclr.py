@@ -102,7 +102,7 @@ def build_parser():
                             help="Adam learning rate from scratch and when fine-tuning everything")
     evaluation.add_argument("--head-lr", type=float, default=1e-2, help="Adam learning rate of the head phase")
     evaluation.add_argument("--crop-padding", type=int, default=0, help="pad-and-crop augmentation of both arms")
-    add_speed_arguments(parser)
+    add_speed_arguments(parser, profile=False)
 
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds weights, subsets, shuffling and augmentation")

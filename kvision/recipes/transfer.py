@@ -133,7 +133,7 @@ def build_parser():
     augment.add_argument("--crop-padding", type=int, default=0, help="pad-and-random-crop padding, pixels")
     augment.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
 
-    add_speed_arguments(parser)
+    add_speed_arguments(parser, profile=False)
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds the label shares, weights and shuffling")
     run.add_argument("--run-dir", help="where everything goes; a re-run resumes from here "

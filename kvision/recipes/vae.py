@@ -27,7 +27,8 @@ from kvision.export.tflite import check_generator_variants, parse_variants
 from kvision.models import VAE, build
 from kvision.recipes.common import (add_data_arguments, add_export_arguments, add_run_arguments, add_speed_arguments,
                                     announce_model, check_export_arguments, export_for_generator, finish,
-                                    open_recipe_run, recipe_parser, run_recipe, training_command)
+                                    open_recipe_run, recipe_parser, run_recipe, tensorboard_options,
+                                    training_command)
 from kvision.train import get_strategy, is_chief
 from kvision.train.vae import fit_vae, latent_traversal, reconstruction_grid, vae_pipeline, write_png
 
@@ -90,7 +91,7 @@ def run(args, *, rules):
     vae = fit_vae(
         encoder_fn, decoder_fn, train, validation, run_dir=run_dir, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, beta=args.beta, seed=args.seed, mixed_precision=args.mixed_precision, xla=args.xla,
-        strategy=strategy,
+        strategy=strategy, **tensorboard_options(args),
     ).model
     train_seconds = time.time() - start
     report = vae.evaluate(vae_pipeline(test, batch_size=500, training=False), verbose=0, return_dict=True)
