@@ -215,6 +215,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 def test_a_stream_on_two_replicas_gets_the_same_dashboards(tmp_path):
     """Streamed splits under MirroredStrategy: sample images, a matrix per epoch, PR curves of the capped sample."""
     out = run_on_two_cpus(STREAM_TWO_REPLICAS, tmp_path)
