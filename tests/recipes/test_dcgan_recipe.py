@@ -118,7 +118,7 @@ def test_candidate_flags_reach_the_networks_and_the_training(setup, tmp_path, mo
         seen.update(options, discriminator=discriminator_fn())
         raise ModelError("stopped before training. Received: the options")
 
-    monkeypatch.setattr("kvision.train.gan.fit_gan", fit_gan)
+    monkeypatch.setattr("kvision.recipes.dcgan.fit_gan", fit_gan)  # the name the recipe module calls
     result = run_in_process("dcgan.py", "--data-dir", data, "--conditional", "--discriminator", "projection", "--loss", "hinge",
                             "--spectral-norm", "--dropout", 0, "--beta1", 0, "--beta2", 0.9, "--fake-labels", "balanced",
                             "--balance-classes", "--d-lr", 4e-4, "--g-lr", 1e-4, "--run-dir", tmp_path / "run",
