@@ -56,6 +56,7 @@ def choose(kind, name, names):
 
 
 def wants_help(argv):
+    """Whether ``argv`` asks for the listing: nothing, ``-h`` or ``--help`` first."""
     return not argv or argv[0] in ("-h", "--help")
 
 

@@ -33,7 +33,7 @@ def kvision(*args, cwd, env=None, timeout=300):
 def imports_tensorflow(code, cwd):
     """Whether running ``code`` in a fresh interpreter (this checkout first) leaves ``tensorflow`` imported."""
     probe = f"{code}\nimport sys\nprint('tensorflow' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, timeout=120,
+    done = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout.strip().splitlines()[-1] == "True"
