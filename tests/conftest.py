@@ -27,6 +27,7 @@ def _module_fixtures(item):
     return [name for name, defs in info.name2fixturedefs.items() if defs and defs[-1].scope == "module"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads xdist_group markers into the node ids
 def pytest_collection_modifyitems(config, items):
     """Run the slow modules first and keep the users of a module-scoped fixture on one xdist worker.
 

@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from tensorboard.backend.event_processing import event_accumulator as ea
 
 import kvision
 
 ROOT = Path(__file__).resolve().parents[1]
+EVERYTHING = {**ea.DEFAULT_SIZE_GUIDANCE, ea.TENSORS: 0, ea.IMAGES: 0, ea.GRAPH: 1}  # 0: keep every event
 TWO_CPUS = """
 import json, sys
 import tensorflow as tf
@@ -35,6 +37,12 @@ def small_cnn(input_shape=(16, 16, 1), num_classes=4, **options):
     options = {"filters": (8, 16), "convs_per_block": 1, "dense_units": 32, **options}
     return kvision.models.build("cnn", input_shape, num_classes, **options)
 
+
+def summary_events(folder):
+    """The event files of one TensorBoard run folder, read back with TensorBoard's own reader, every event kept."""
+    accumulator = ea.EventAccumulator(str(folder), size_guidance=EVERYTHING)
+    accumulator.Reload()
+    return accumulator
 
 
 def made_up_cmudict(count=300, *, seed=0):

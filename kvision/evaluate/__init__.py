@@ -2,7 +2,7 @@
 
 from kvision.evaluate.classification import accuracy, classification_report, confusion_matrix, predict_logits
 from kvision.evaluate.plots import plot_attention, plot_confusion_matrix, plot_training_curves, read_history
-from kvision.evaluate.report import evaluate_classifier, log_to_tensorboard
+from kvision.evaluate.report import evaluate_classifier
 from kvision.evaluate.robustness import plot_robustness, robustness_report
 from kvision.evaluate.seq2seq import corpus_bleu, evaluate_seq2seq, sequence_error_rates
 
@@ -13,7 +13,6 @@ __all__ = [
     "corpus_bleu",
     "evaluate_classifier",
     "evaluate_seq2seq",
-    "log_to_tensorboard",
     "plot_attention",
     "plot_confusion_matrix",
     "plot_robustness",

@@ -18,6 +18,7 @@ from kvision.data.text import START_ID
 from kvision.evaluate.plots import plot_caption_attention, plot_training_curves, read_history
 from kvision.evaluate.seq2seq import bleu_scores
 from kvision.models.decoding import attention_weights, strip_special
+from kvision.train.tensorboard import log_test_metrics
 
 
 def caption_all(captioner, images, *, batch_size=256):
@@ -118,12 +119,8 @@ def evaluate_captioner(captioner, caption_set, out_dir, *, scenes=False, batch_s
 
 
 def _log_to_tensorboard(report, captions, references, attention_png, log_dir, examples=20):
-    with tf.summary.create_file_writer(str(Path(log_dir) / "evaluation")).as_default():
-        for key in ("token_accuracy", "bleu_1", "bleu_4", "exact_match", "item_match"):
-            if key in report:
-                tf.summary.scalar(f"test/{key}", report[key], step=0)
-        rows = [f"| {i} | {c} | {' / '.join(r)} |" for i, (c, r) in enumerate(list(zip(captions, references))[:examples])]
-        tf.summary.text("test/captions", "\n".join(["| image | caption | references |", "|---|---|---|", *rows]), step=0)
-        if attention_png is not None:
-            image = tf.io.decode_png(tf.io.read_file(str(attention_png)), channels=4)
-            tf.summary.image("attention", image[None], step=0)
+    metrics = {key: report[key] for key in ("token_accuracy", "bleu_1", "bleu_4", "exact_match", "item_match") if key in report}
+    rows = [f"| {i} | {c} | {' / '.join(r)} |" for i, (c, r) in enumerate(list(zip(captions, references))[:examples])]
+    log_test_metrics(log_dir, metrics,
+                     texts={"test/captions": "\n".join(["| image | caption | references |", "|---|---|---|", *rows])},
+                     images={"attention": attention_png} if attention_png is not None else None)

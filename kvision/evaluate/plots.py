@@ -10,6 +10,8 @@ import csv
 import numpy as np
 from matplotlib.figure import Figure
 
+from kvision.train.tensorboard import confusion_figure
+
 
 def new_figure(rows=1, columns=1, *, figsize):
     """A standalone ``Figure`` and its ``rows × columns`` array of axes (always 2-D)."""
@@ -25,23 +27,12 @@ def save_figure(fig, path):
 
 
 def plot_confusion_matrix(cm, class_names, path, *, title="Confusion matrix"):
-    """Row-normalised confusion matrix with counts in the cells, saved to ``path``."""
-    cm = np.asarray(cm)
-    rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    size = max(5.0, 0.55 * len(class_names) + 2)
-    fig, [[ax]] = new_figure(figsize=(size, size))
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ticks = np.arange(len(class_names))
-    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
-    ax.set_yticks(ticks, class_names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    if len(class_names) <= 20:
-        for i, j in np.ndindex(cm.shape):
-            color = "white" if rates[i, j] > 0.5 else "black"
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7, color=color)
-    return save_figure(fig, path)
+    """Row-normalised confusion matrix with counts in the cells, saved to ``path``.
+
+    The same drawing as the per-epoch validation image in TensorBoard
+    (``kvision.train.tensorboard.confusion_figure``).
+    """
+    return save_figure(confusion_figure(cm, class_names, title=title), path)
 
 
 def _number(text):

@@ -3,11 +3,11 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import tensorflow as tf
 
 from kvision.evaluate.classification import classification_report, predict_batches, predict_logits
 from kvision.evaluate.plots import plot_confusion_matrix, plot_training_curves, read_history
+from kvision.train.tensorboard import log_test_metrics
 
 
 def evaluate_classifier(model, images, labels, class_names, out_dir, *, history_csv=None, log_dir=None):
@@ -33,17 +33,8 @@ def evaluate_classifier(model, images, labels, class_names, out_dir, *, history_
     if history_csv is not None and Path(history_csv).exists():
         files["training_curves"] = plot_training_curves(read_history(history_csv), out_dir / "training_curves.png")
     if log_dir is not None:
-        log_to_tensorboard(report, files["confusion_matrix"], log_dir)
+        headline = {key: report[key] for key in ("accuracy", "top5_accuracy", "macro_f1") if key in report}
+        log_test_metrics(log_dir, headline, images={"confusion_matrix": files["confusion_matrix"]})
     report["files"] = {key: str(path) for key, path in files.items()}
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
-
-
-def log_to_tensorboard(report, confusion_png, log_dir):
-    """The confusion-matrix image and test metrics, under ``log_dir/evaluation``."""
-    image = tf.io.decode_png(tf.io.read_file(str(confusion_png)), channels=4)
-    with tf.summary.create_file_writer(str(Path(log_dir) / "evaluation")).as_default():
-        tf.summary.image("confusion_matrix", image[None], step=0)
-        for key in ("accuracy", "top5_accuracy", "macro_f1"):
-            if key in report:
-                tf.summary.scalar(f"test/{key}", np.float32(report[key]), step=0)

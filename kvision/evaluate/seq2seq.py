@@ -17,6 +17,7 @@ import tensorflow as tf
 from kvision.data.text import START_ID, group_references, text_pipeline
 from kvision.evaluate.plots import plot_attention, plot_training_curves, read_history
 from kvision.models.decoding import attention_weights, strip_special
+from kvision.train.tensorboard import log_test_metrics
 from kvision.models.seq2seq import seq2seq_parts
 
 
@@ -158,11 +159,8 @@ def evaluate_seq2seq(translator, pairs, out_dir, *, batch_size=256, history_csv=
 
 
 def _log_to_tensorboard(report, sources, outputs, references, attention_png, log_dir, examples=20):
-    with tf.summary.create_file_writer(str(Path(log_dir) / "evaluation")).as_default():
-        for key in ("token_accuracy", "word_error_rate", "token_error_rate", "exact_match", "bleu"):
-            tf.summary.scalar(f"test/{key}", report[key], step=0)
-        rows = [f"| {s} | {o} | {' / '.join(r)} |" for s, o, r in list(zip(sources, outputs, references))[:examples]]
-        tf.summary.text("test/predictions", "\n".join(["| source | output | references |", "|---|---|---|", *rows]), step=0)
-        if attention_png is not None:
-            image = tf.io.decode_png(tf.io.read_file(str(attention_png)), channels=4)
-            tf.summary.image("attention", image[None], step=0)
+    metrics = {key: report[key] for key in ("token_accuracy", "word_error_rate", "token_error_rate", "exact_match", "bleu")}
+    rows = [f"| {s} | {o} | {' / '.join(r)} |" for s, o, r in list(zip(sources, outputs, references))[:examples]]
+    log_test_metrics(log_dir, metrics,
+                     texts={"test/predictions": "\n".join(["| source | output | references |", "|---|---|---|", *rows])},
+                     images={"attention": attention_png} if attention_png is not None else None)

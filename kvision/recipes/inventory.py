@@ -33,6 +33,21 @@ TASK_EXAMPLES = {
 IMAGENET_EXAMPLE = ((224, 224, 3), 1000)
 
 
+class UnreadableRun(Exception):
+    """A run directory whose config.json, history.csv or evaluation files cannot be read; says which file and why."""
+
+
+def read_json(path):
+    """The JSON object in ``path``; ``UnreadableRun`` naming the file when it is not one (a half-written or foreign file)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as error:  # ValueError: not JSON, or not UTF-8
+        raise UnreadableRun(f"{path} is not readable JSON ({error})") from error
+    if not isinstance(value, dict):
+        raise UnreadableRun(f"{path} holds a JSON {type(value).__name__}, expected an object")
+    return value
+
+
 def recipe_of(command):
     """The recipe a recorded command line ran: ``kvision train NAME …`` or ``…/NAME.py …``; None if neither."""
     words = shlex.split(command or "") if command else []
@@ -46,17 +61,32 @@ def read_history(path):
     """The rows of a history.csv (Keras' CSVLogger), or [] when there is none."""
     if not path.is_file():
         return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+    try:
+        with path.open(newline="") as f:
+            return list(csv.DictReader(f))
+    except (OSError, ValueError, csv.Error) as error:
+        raise UnreadableRun(f"{path} is not a readable CSV history ({error})") from error
 
 
 def best_validation(rows):
-    """``"val_accuracy 0.9123"``: the best epoch's figure of the first ``VALIDATION_METRICS`` the history has."""
+    """``"val_accuracy 0.9123"``: the best epoch's figure of the first ``VALIDATION_METRICS`` the history has.
+
+    Cells that are no number (Keras writes "NA" for a metric missing that epoch) are left out.
+    """
     for key, larger in VALIDATION_METRICS:
-        values = [float(row[key]) for row in rows if row.get(key) not in (None, "")]
+        values = [value for value in (number(row.get(key)) for row in rows) if value is not None]
         if values:
             return f"{key} {(max if larger else min)(values):.4f}"
     return None
+
+
+def number(text):
+    """``text`` as a float, or None when it is empty or no number."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return None if value != value else value  # NaN: no figure
 
 
 def test_figure(run_dir):
@@ -64,7 +94,7 @@ def test_figure(run_dir):
     for name, key in TEST_METRICS:
         path = run_dir / "evaluation" / name
         if path.is_file():
-            value = json.loads(path.read_text()).get(key)
+            value = read_json(path).get(key)
             if isinstance(value, (int, float)):
                 return f"{key} {value:.4f}"
     return None
@@ -87,7 +117,7 @@ def export_status(config, base):
         for version in folder.glob("*") if folder.is_dir() else ():
             if version.name.isdigit():
                 evaluation = version / "evaluation.json"
-                command = json.loads(evaluation.read_text()).get("training_command") if evaluation.is_file() else None
+                command = read_json(evaluation).get("training_command") if evaluation.is_file() else None
                 blessed = state == "BLESSED" and (version / "BLESSED").exists()
                 label = "BLESSED" if blessed else "published, not blessed" if state == "BLESSED" else "rejected"
                 found.append((command == config.get("command"), int(version.name), label))
@@ -99,7 +129,7 @@ def export_status(config, base):
 
 def run_row(run_dir, *, base):
     """One row of ``kvision runs`` for the run directory ``run_dir`` (which holds config.json)."""
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_json(run_dir / "config.json")
     history = read_history(run_dir / "history.csv")
     model = next((config[k] for k in ("backbone", "model", "student") if config.get(k)), None)
     return {
@@ -122,11 +152,20 @@ def find_runs(directory):
 
 
 def runs_table(directory="runs", *, base=None):
-    """The text table of every run below ``directory``; ``base`` resolves relative export dirs (default: the cwd)."""
-    rows = [run_row(run, base=Path(base or ".")) for run in find_runs(directory)]
-    if not rows:
+    """The text table of every run below ``directory``; ``base`` resolves relative export dirs (default: the cwd).
+
+    A run whose files cannot be read is not a row: a line after the table
+    names it and the file at fault, and the other runs are still listed.
+    """
+    rows, skipped = [], []
+    for run in find_runs(directory):
+        try:
+            rows.append(run_row(run, base=Path(base or ".")))
+        except UnreadableRun as error:
+            skipped.append(f"skipped {run}: {error}")
+    if not rows and not skipped:
         return f"no run directories (with a config.json) below {directory}"
-    return format_table(rows, RUN_COLUMNS)
+    return "\n".join(([format_table(rows, RUN_COLUMNS)] if rows else []) + skipped)
 
 
 def model_rows(task=None):

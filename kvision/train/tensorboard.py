@@ -89,17 +89,23 @@ def hparam_values(settings, prefix=""):
     return values
 
 
-def log_test_metrics(log_dir, metrics, *, step=0):
-    """Write the numbers of ``metrics`` as ``test/<name>`` scalars under ``log_dir/evaluation``.
+def log_test_metrics(log_dir, metrics, *, images=None, texts=None, step=0):
+    """Write a run's test results under ``log_dir/evaluation``, the one writer every evaluation report uses.
 
-    The HParams dashboard shows them beside the run's settings (group
-    "evaluation"); ``log_dir`` is the run's ``logs`` folder. Non-numeric
-    entries are skipped.
+    The numbers of ``metrics`` become ``test/<name>`` scalars, which the
+    HParams dashboard shows beside the run's settings (group "evaluation");
+    non-numeric entries are skipped. ``images`` maps tags to PNG files (the
+    confusion matrix, attention maps), ``texts`` maps tags to markdown (a
+    table of predictions). ``log_dir`` is the run's ``logs`` folder.
     """
     with tf.summary.create_file_writer(str(Path(log_dir) / "evaluation")).as_default():
         for name, value in metrics.items():
             if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
                 tf.summary.scalar(f"test/{name}", np.float32(value), step=step)
+        for tag, png in (images or {}).items():
+            tf.summary.image(tag, tf.io.decode_png(tf.io.read_file(str(png)), channels=4)[None], step=step)
+        for tag, markdown in (texts or {}).items():
+            tf.summary.text(tag, markdown, step=step)
 
 
 class SummaryCallback(keras.callbacks.Callback):

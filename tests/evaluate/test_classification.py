@@ -3,10 +3,11 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kvision.errors import DataError
 from kvision.evaluate import accuracy, classification_report, evaluate_classifier, plot_training_curves, read_history
-from tests.helpers import quadrant_images, small_cnn
+from tests.helpers import quadrant_images, small_cnn, summary_events
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -63,7 +64,11 @@ def test_evaluate_classifier_writes_report_and_plots(tmp_path):
     assert sum(map(sum, on_disk["confusion_matrix"])) == 40
     for name in ("confusion_matrix.png", "training_curves.png"):
         assert (tmp_path / "eval" / name).read_bytes()[:8] == PNG_MAGIC
-    assert list((tmp_path / "logs" / "evaluation").glob("events.out.tfevents.*"))
+    logged = summary_events(tmp_path / "logs" / "evaluation")
+    headline = [f"test/{key}" for key in ("accuracy", "macro_f1", "top5_accuracy") if key in report]
+    assert sorted(logged.Tags()["tensors"]) == ["confusion_matrix", *headline]
+    for tag in headline:
+        assert float(tf.make_ndarray(logged.Tensors(tag)[0].tensor_proto)) == pytest.approx(report[tag[5:]])
 
 
 def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):

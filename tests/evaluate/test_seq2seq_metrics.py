@@ -12,6 +12,7 @@ from kvision.evaluate.seq2seq import corpus_bleu, evaluate_seq2seq, sequence_err
 from kvision.models import build_rnn_seq2seq
 from kvision.models.decoding import Translator
 from kvision.train import compile_seq2seq
+from tests.helpers import summary_events
 
 HYPOTHESES = [
     "the cat sat on the mat.",
@@ -75,4 +76,8 @@ def test_evaluate_seq2seq_writes_report_predictions_and_heat_maps(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["bleu"] == report["bleu"]
     heat_map = tf.io.decode_png(tf.io.read_file(str(tmp_path / "attention.png")))
     assert heat_map.shape[0] > 300 and heat_map.shape[1] > 300
-    assert list((tmp_path / "logs" / "evaluation").glob("events.out.tfevents.*"))
+    logged = summary_events(tmp_path / "logs" / "evaluation")
+    scalars = [f"test/{key}" for key in ("bleu", "exact_match", "token_accuracy", "token_error_rate", "word_error_rate")]
+    assert sorted(logged.Tags()["tensors"]) == ["attention", *scalars[:2], "test/predictions", *scalars[2:]]
+    for tag in scalars:
+        assert float(tf.make_ndarray(logged.Tensors(tag)[0].tensor_proto)) == pytest.approx(report[tag[5:]], abs=1e-6)

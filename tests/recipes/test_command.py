@@ -256,6 +256,24 @@ def test_a_bad_config_is_refused_naming_the_file(tmp_path, capsys, content, mess
     assert "Received: momentum" in error if content and "momentum" in content else True
 
 
+def test_runs_names_an_unreadable_run_and_still_lists_the_others(tmp_path):
+    runs = tmp_path / "runs"
+    fabricate_run(runs, "good", command="kvision train mnist", config={"dataset": "mnist", "model": "cnn"},
+                  history=[{"epoch": 0, "val_accuracy": "NA"}, {"epoch": 1, "val_accuracy": 0.9}])
+    (fabricate_run(runs, "killed", command="kvision train mnist") / "config.json").write_text('{"command": "kvis')
+    (fabricate_run(runs, "listed", command="kvision train mnist") / "config.json").write_text("[1, 2]")
+    (fabricate_run(runs, "bad_report", command="kvision train mnist") / "evaluation" / "report.json").write_bytes(b"\xff\xfe")
+
+    lines = runs_table(runs, base=tmp_path).splitlines()
+    assert [line.split()[0] for line in lines[2:3]] == [str(runs / "good")]
+    assert lines[2].split()[4:7] == ["2", "val_accuracy", "0.9000"], "the NA epoch is left out, not fatal"
+    skipped = sorted(line for line in lines if line.startswith("skipped"))
+    assert [line.split(":")[0] for line in skipped] == [f"skipped {runs / name}" for name in ("bad_report", "killed", "listed")]
+    assert f"{runs / 'killed' / 'config.json'} is not readable JSON" in skipped[1]
+    assert f"{runs / 'listed' / 'config.json'} holds a JSON list, expected an object" in skipped[2]
+    assert f"{runs / 'bad_report' / 'evaluation' / 'report.json'} is not readable JSON" in skipped[0]
+
+
 def test_kvision_train_records_its_command_and_runs_lists_it(tmp_path):
     write_idx_dataset(tmp_path / "data", train_count=96, test_count=32, examples=quadrant_examples)
     done = kvision("train", "fashion_mnist", "--data-dir", "data", "--epochs", 1, "--batch-size", 32,

@@ -17,7 +17,7 @@ from kvision.train import fit_classifier
 from kvision.train.tensorboard import (confusion_counts, confusion_figure, display_images, hparam_values,
                                        log_test_metrics, parse_profile_batches)
 from tests.data.streams import memory_split
-from tests.helpers import quadrant_images, run_on_two_cpus, small_cnn
+from tests.helpers import EVERYTHING, quadrant_images, run_on_two_cpus, small_cnn, summary_events as events
 
 TRAIN = quadrant_images(64, seed=1)
 VAL = quadrant_images(24, seed=2)
@@ -25,15 +25,6 @@ NAMES = ["top left", "top right", "bottom left", "bottom/right"]
 COMMON = dict(epochs=2, batch_size=16, learning_rate=0.05, schedule="constant", seed=3, verbose=0, class_names=NAMES)
 SETTINGS = {"model": "cnn", "epochs": 2, "learning_rate": 0.05, "boundaries": (0.5, 0.75), "cutout": None,
             "augmentation": {"flip": True}, "mixed_precision": False}
-EVERYTHING = {**ea.DEFAULT_SIZE_GUIDANCE, ea.TENSORS: 0, ea.IMAGES: 0, ea.GRAPH: 1}  # 0: keep every event
-
-
-def events(folder):
-    accumulator = ea.EventAccumulator(str(folder), size_guidance=EVERYTHING)
-    accumulator.Reload()
-    return accumulator
-
-
 def pngs(tensor_event):
     """The images of a ``tf.summary.image`` event (width, height, then PNGs) as uint8 arrays."""
     strings = tf.make_ndarray(tensor_event.tensor_proto)
@@ -48,7 +39,10 @@ def plugin_content(accumulator, tag):
 def run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tensorboard") / "quadrants"
     result = fit_classifier(small_cnn, TRAIN, VAL, run_dir=run_dir, hparams=SETTINGS, **COMMON)
-    log_test_metrics(run_dir / "logs", {"accuracy": 0.75, "macro_f1": 0.5, "files": "not a number"})
+    png = run_dir / "figure.png"
+    png.write_bytes(tf.io.encode_png(np.full((4, 6, 3), 200, np.uint8)).numpy())
+    log_test_metrics(run_dir / "logs", {"accuracy": 0.75, "macro_f1": 0.5, "files": "not a number"},
+                     images={"attention": png}, texts={"test/predictions": "| source | output |"})
     return run_dir / "logs", result
 
 
@@ -134,8 +128,12 @@ def test_the_hparams_session_holds_the_settings_and_its_end(run):
     assert end.status == api_pb2.STATUS_SUCCESS
     # The metrics the dashboard shows beside the settings: the last validation epoch and the test numbers.
     evaluation = events(logs / "evaluation")
-    assert {tag: float(tf.make_ndarray(evaluation.Tensors(tag)[0].tensor_proto)) for tag in evaluation.Tags()["tensors"]} \
+    assert sorted(evaluation.Tags()["tensors"]) == ["attention", "test/accuracy", "test/macro_f1", "test/predictions"]
+    assert {tag: float(tf.make_ndarray(evaluation.Tensors(tag)[0].tensor_proto)) for tag in ("test/accuracy", "test/macro_f1")} \
         == {"test/accuracy": 0.75, "test/macro_f1": 0.5}
+    [image] = pngs(evaluation.Tensors("attention")[0])
+    assert image.shape == (4, 6, 4) and (image[..., :3] == 200).all()
+    assert tf.make_ndarray(evaluation.Tensors("test/predictions")[0].tensor_proto).item() == b"| source | output |"
 
 
 def test_hparam_values_are_what_the_dashboard_takes():
