@@ -173,6 +173,17 @@ def resolve_crop(args, streamed, image_shape):
     return args.crop
 
 
+def augmentation_summary(args):
+    """What training augmentation does, in words: ``"pad-4 crops, flips, cutout 8"``, ``"none"``."""
+    if args.crop == "pad":
+        crops = [f"pad-{args.crop_padding} crops"] if args.crop_padding else []
+    else:
+        crops = [f"{args.crop} crops"]
+    cutout = getattr(args, "cutout", 0)  # transfer.py has no --cutout
+    parts = crops + ["flips"] * bool(args.flip) + [f"cutout {cutout}"] * bool(cutout)
+    return ", ".join(parts) or "none"
+
+
 @dataclasses.dataclass
 class RecipeData:
     """A recipe's data, opened and checked: the splits (arrays or ``StreamSplit``s), the input shape, the crop."""
@@ -242,7 +253,7 @@ def prepare_data(args, check_model):
     args.crop = crop  # config.json records the crop the model sees
     print(f"data: {dataset.name} from {dataset.origin}: "
           + ", ".join(f"{counts.get(split, 0)} {split}" for split in ("train", "validation", "test"))
-          + f", {image_shape}, {crop} crops")
+          + f", {image_shape}; augmentation: {augmentation_summary(args)}")
     return RecipeData(dataset, image_shape, train, validation, test, mean, std, crop,
                       skip_bad_images=streamed and args.skip_bad_images)
 
