@@ -162,7 +162,7 @@ def test_a_killed_export_never_appears_and_the_next_export_cleans_it_up(blessed,
     version = int(second.path.name)
     assert second.blessed and version > 1_600_000_000, "default version is Unix time"
     assert second.path == Path("base") / "quadrants" / str(version), "a relative export directory works"
-    assert (model_dir / str(version) / "BLESSED").exists()
+    assert (model_dir / str(version) / "BLESSED").exists(), "the fresh-process check found the relative directory"
     assert sorted(os.listdir(model_dir)) == sorted(["3", str(version), "models.config"]), "the dead staging is cleaned"
     assert "num_versions: 3" in (model_dir / "models.config").read_text()
     with pytest.raises(ExportError, match="Version 3 .* already exists"):
