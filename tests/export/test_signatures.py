@@ -28,6 +28,7 @@ def saved(trained_cnn, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def served(saved):
+    """Those signatures, loaded in this process."""
     return tf.saved_model.load(str(saved)).signatures
 
 
