@@ -1,8 +1,6 @@
 """GAN generators export through the same verified, versioned path as classifiers."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,14 +8,18 @@ import tensorflow as tf
 
 from kvision.errors import ExportError
 from kvision.export import export_generator
+from kvision.export.onnx_export import ONNXGenerator
 from kvision.models import build
+from tests.export.helpers import HAVE_ONNX
 
 
 @pytest.fixture(scope="module")
 def conditional(tmp_path_factory):
+    """``(generator, result)``: a conditional generator exported with two TFLite files and (if installed) model.onnx."""
     generator = build("dcgan_generator", (16, 16, 1), 4, latent_dim=8, filters=32)
     base = tmp_path_factory.mktemp("generator")
-    result = export_generator(generator, base, "gan", tflite=("float32", "float16"), version=2, verbose=False)
+    result = export_generator(generator, base, "gan", tflite=("float32", "float16"), onnx=HAVE_ONNX, version=2,
+                              verbose=False)
     return generator, result
 
 
@@ -39,25 +41,31 @@ def test_a_conditional_generator_is_blessed_with_its_documented_signature(condit
     assert (result.path / "assets.extra" / "tf_serving_warmup_requests").exists()
 
 
-@pytest.mark.slow
-def test_the_export_serves_in_a_process_without_kvision(conditional, tmp_path):
+def test_the_export_serves_in_a_process_without_kvision(conditional):
+    """The exporter's fresh-process check is that process (TensorFlow only); its figures are in evaluation.json."""
+    _, result = conditional
+    evaluation = json.loads((result.path / "evaluation.json").read_text())
+    checks = {c["name"]: c for c in evaluation["checks"]}
+    served = checks["SavedModel max abs Δpixel (0..255)"]
+    assert served["passed"] and served["value"] <= 1 and evaluation["parity"]["parity_examples"] == 64, \
+        "a process that loaded the SavedModel drew the Keras images of 64 latents to within one grey level"
+    assert checks["kvision or TF Serving modules in the server process"] == {
+        "name": "kvision or TF Serving modules in the server process", "value": 0.0, "op": "<=", "bar": 0.0,
+        "passed": True}, "the serving process imported no kvision"
+    assert checks["signatures answering warmup with every output"]["passed"]
+
+
+def test_a_generator_exports_model_onnx_drawing_the_keras_images(conditional):
+    pytest.importorskip("onnxruntime")
     generator, result = conditional
-    noise = np.random.default_rng(0).standard_normal((6, 8)).astype(np.float32)
+    evaluation = json.loads((result.path / "evaluation.json").read_text())
+    assert result.blessed and evaluation["parity"]["onnx"]["max_abs_pixel_diff"] <= 1
+    assert {c["name"]: c["bar"] for c in evaluation["checks"]}["ONNX max abs Δpixel"] == 1
+    noise = np.random.default_rng(5).standard_normal((6, 8)).astype(np.float32)
     labels = np.array([0, 1, 2, 3, 0, 1], np.int32)
-    np.save(tmp_path / "noise.npy", noise)
-    np.save(tmp_path / "labels.npy", labels)
-    script = (
-        "import sys, numpy as np, tensorflow as tf\n"
-        "fn = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
-        "out = fn(noise=tf.constant(np.load(sys.argv[2])), label=tf.constant(np.load(sys.argv[3])))['images']\n"
-        "assert out.dtype == tf.uint8\n"
-        "np.save(sys.argv[4], out.numpy())\n"
-        "assert not any(m.startswith(('kvision', 'tests')) for m in sys.modules)\n"
-    )
-    subprocess.run([sys.executable, "-c", script, str(result.path), str(tmp_path / "noise.npy"),
-                    str(tmp_path / "labels.npy"), str(tmp_path / "out.npy")], check=True, timeout=120, cwd=tmp_path)
-    served = np.load(tmp_path / "out.npy").astype(int)
-    assert np.abs(served - expected_images(generator, noise, labels)).max() <= 1
+    images = ONNXGenerator(result.path / "model.onnx")({"noise": noise, "label": labels})
+    assert images.dtype == np.uint8 and images.shape == (6, 16, 16, 1)
+    assert np.abs(images.astype(np.int16) - expected_images(generator, noise, labels)).max() <= 1
 
 
 def test_bad_labels_and_dtypes_are_invalid_argument_errors(conditional):

@@ -12,8 +12,7 @@ import pytest
 
 import kvision.export.exporters as exporters
 from kvision.export import verify
-from tests.export.conftest import CLASS_NAMES
-from tests.export.test_push import export
+from tests.export.helpers import export
 
 # Row 0 of that ResNet-20's Keras logits on the CIFAR test batch.
 DIVERGED_LOGITS = np.array([[3.0781391e05, 1.1757996e06, 3.1898722e05, -5.7261338e05, -1.8628773e04,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,36 +13,15 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-import kvision.export.exporters as exporters
 import kvision.export.push as push
-from kvision.data.decode import ImageLimits
 from kvision.errors import ExportError
-from kvision.export import export_classifier, files, read_warmup, versions
-from kvision.export.tflite import convert
+from kvision.export import files, read_warmup, versions
+from kvision.export.saved_model import next_version
 from tests import bombs
-from tests.export.conftest import CLASS_NAMES
-from tests.helpers import small_cnn
+from tests.export.helpers import CLASS_NAMES, CLASSIFIER_EXPORTS, HAVE_ONNX, crash_serving_check, export
 
 ROOT = Path(__file__).resolve().parents[2]
-LIMITS = ImageLimits(max_pixels=1000, max_bytes=2000, max_batch=300)
-
-
-def export(model, quadrants, base, **options):
-    (train_images, _), (eval_images, eval_labels) = quadrants
-    options = {"tflite": (), "verbose": False, **options}
-    return export_classifier(
-        model, base, "quadrants", class_names=CLASS_NAMES, eval_images=eval_images, eval_labels=eval_labels,
-        representative_images=train_images[:200], **options,
-    )
-
-
-@pytest.fixture(scope="module")
-def blessed(trained_cnn, quadrants, tmp_path_factory):
-    base = tmp_path_factory.mktemp("push")
-    result = export(trained_cnn, quadrants, base, version=3, tflite=("float32", "float16", "dynamic", "int8"),
-                    bless_min_accuracy=0.95, metrics={"top5_accuracy": 1.0}, training_command="python train.py",
-                    dataset={"name": "quadrants", "origin": "tests", "fingerprint": "sha256:x"}, limits=LIMITS)
-    return base, result
+pytestmark = pytest.mark.xdist_group(CLASSIFIER_EXPORTS)
 
 
 def test_a_blessed_version_holds_everything_a_deployment_needs(blessed):
@@ -71,7 +51,15 @@ def test_evaluation_json_records_parity_sizes_latency_and_provenance(blessed):
     assert evaluation["signatures"]["serving_default"]["outputs"]["class_name"]["dtype"] == "string"
     assert evaluation["training_command"] == "python train.py" and evaluation["dataset"]["fingerprint"] == "sha256:x"
     assert set(evaluation["versions"]) == {"tensorflow", "keras", "kvision", "python"}
-    assert all(c["passed"] for c in evaluation["checks"]) and len(evaluation["checks"]) >= 12
+    assert all(c["passed"] for c in evaluation["checks"])
+    onnx_checks = ("ONNX max abs Δlogit", "ONNX top-1 agreement") if HAVE_ONNX else ()
+    assert {c["name"] for c in evaluation["checks"]} == {
+        "accuracy on the evaluation split", "SavedModel serving_default max abs Δlogit",
+        "SavedModel serve_images max abs Δlogit", "SavedModel serve_examples max abs Δlogit",
+        "SavedModel class_name outputs differing from Keras", "signatures answering warmup with every output",
+        "kvision or TF Serving modules in the server process", "TFLite float32 max abs Δlogit",
+        "TFLite int8 top-1 agreement", "TFLite int8 accuracy drop", *onnx_checks,
+    }, "the checks of every artifact"
     assert evaluation["limits"] == {"max_pixels": 1000, "max_bytes": 2000, "max_batch": 300}
     card = (result.path / "MODEL_CARD.md").read_text()
     assert "**BLESSED**" in card and "`serving_default`: `image_bytes` string[-1]" in card and "top-left" in card
@@ -117,53 +105,38 @@ def test_saved_model_cli_lists_the_documented_signatures(blessed):
         assert text in shown
 
 
-def test_a_second_export_is_a_new_version_and_config_keeps_k(trained_cnn, quadrants, blessed):
-    base, _ = blessed
-    second = export(trained_cnn, quadrants, base, keep_versions=3)
-    assert second.blessed and int(second.path.name) > 1_600_000_000, "default version is Unix time"
-    assert versions(base / "quadrants") == [3, int(second.path.name)]
-    assert "num_versions: 3" in (base / "quadrants" / "models.config").read_text()
-    with pytest.raises(ExportError, match="Version 3 .* already exists"):
-        export(trained_cnn, quadrants, base, version=3)
-
-
-def test_a_relative_export_directory_works(trained_cnn, quadrants, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = export(trained_cnn, quadrants, "saved_models", version=1)
-    assert result.blessed and result.path == Path("saved_models") / "quadrants" / "1"
-    assert (tmp_path / "saved_models" / "quadrants" / "1" / "BLESSED").exists()
-
-
-def test_an_unblessed_version_is_not_pushed(trained_cnn, quadrants, tmp_path):
+def test_an_unblessed_version_is_not_pushed(trained_cnn, quadrants, tmp_path, monkeypatch):
+    crash_serving_check(monkeypatch, tmp_path)  # the accuracy bar is tested: no TensorFlow process is started
     result = export(trained_cnn, quadrants, tmp_path, version=1, bless_min_accuracy=1.01)
     assert not result.blessed and not result.pushed
     assert result.path == tmp_path / ".rejected" / "quadrants" / "1"
-    assert (result.path / "NOT_BLESSED").read_text().startswith("accuracy on the evaluation split:")
+    assert (result.path / "NOT_BLESSED").read_text().startswith("accuracy on the evaluation split:"), \
+        "NOT_BLESSED lists the failed checks in order: the accuracy bar failed"
     assert versions(tmp_path / "quadrants") == [] and not (tmp_path / "quadrants" / "models.config").exists()
     forced = export(trained_cnn, quadrants, tmp_path, version=2, bless_min_accuracy=1.01, push_only_if_blessed=False)
     assert forced.pushed and (tmp_path / "quadrants" / "2" / "NOT_BLESSED").exists()
 
 
-def test_a_broken_tflite_conversion_is_caught_by_parity(trained_cnn, quadrants, tmp_path, monkeypatch):
-    other = small_cnn()  # same architecture, different weights: what a wrong conversion looks like
-    monkeypatch.setattr(exporters, "convert", lambda model, variant, **kw: convert(other, variant, **kw))
-    result = export(trained_cnn, quadrants, tmp_path, version=1, tflite=("float32", "int8"))
-    failed = {c.name for c in result.failed_checks}
-    assert not result.blessed and "TFLite float32 max abs Δlogit" in failed and "TFLite int8 top-1 agreement" in failed
-    assert not any(name.startswith("SavedModel") for name in failed)
+def test_a_broken_tflite_conversion_is_caught_by_parity(wrong_conversions):
+    failed = {c.name for c in wrong_conversions.failed_checks}
+    assert not wrong_conversions.blessed and "TFLite float32 max abs Δlogit" in failed and "TFLite int8 top-1 agreement" in failed
+    assert not any(name.startswith("SavedModel") for name in failed), "the SavedModel is right"
 
 
 def test_a_serving_failure_in_the_fresh_process_is_not_blessed(trained_cnn, quadrants, tmp_path, monkeypatch):
-    script = tmp_path / "crash.py"
-    script.write_text("import sys\nsys.exit('tensorflow.errors.NotFoundError: Op type not registered')\n")
-    monkeypatch.setattr(exporters.verify, "SERVING_CHECK", script)
+    crash_serving_check(monkeypatch, tmp_path)
     result = export(trained_cnn, quadrants, tmp_path, version=1)
     assert not result.blessed and not result.pushed
     assert "Op type not registered" in result.failed_checks[0].name
 
 
 @pytest.mark.slow
-def test_a_killed_export_never_appears_as_a_version(trained_cnn, quadrants, tmp_path):
+def test_a_killed_export_never_appears_and_the_next_export_cleans_it_up(blessed, trained_cnn, quadrants, tmp_path,
+                                                                         monkeypatch):
+    """A killed export leaves no version; the next one (into a relative directory) removes its staging, takes a new
+    version by Unix time and serves the K newest; a taken version is refused."""
+    model_dir = tmp_path / "base" / "quadrants"
+    shutil.copytree(blessed[1].path, model_dir / "3")  # a served version 3, without touching the shared export
     trained_cnn.save(tmp_path / "model.keras")
     np.savez(tmp_path / "data.npz", images=quadrants[1][0], labels=quadrants[1][1])
     # The exporter dies (SIGKILL) after the SavedModel's variables are written, before the rename.
@@ -181,12 +154,19 @@ def test_a_killed_export_never_appears_as_a_version(trained_cnn, quadrants, tmp_
     done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "model.keras"), str(tmp_path / "data.npz"),
                            str(tmp_path / "base")], cwd=ROOT, timeout=300, capture_output=True, text=True)
     assert done.returncode == -9, done.stderr[-2000:]
-    model_dir = tmp_path / "base" / "quadrants"
-    assert versions(model_dir) == [] and not (model_dir / "9").exists()
-    (staging,) = [p for p in model_dir.iterdir()]
+    assert versions(model_dir) == [3] and next_version(model_dir, 9) == 9, "the killed version is none and stays free"
+    (staging,) = [p for p in model_dir.iterdir() if p.name != "3"]
     assert staging.name.startswith(".tmp-9.") and (staging / "variables").is_dir()
-    result = export(trained_cnn, quadrants, tmp_path / "base", version=9)
-    assert result.pushed and sorted(os.listdir(model_dir)) == ["9", "models.config"], "the dead staging is cleaned"
+    monkeypatch.chdir(tmp_path)
+    second = export(trained_cnn, quadrants, "base", keep_versions=3)
+    version = int(second.path.name)
+    assert second.blessed and version > 1_600_000_000, "default version is Unix time"
+    assert second.path == Path("base") / "quadrants" / str(version), "a relative export directory works"
+    assert (model_dir / str(version) / "BLESSED").exists(), "the fresh-process check found the relative directory"
+    assert sorted(os.listdir(model_dir)) == sorted(["3", str(version), "models.config"]), "the dead staging is cleaned"
+    assert "num_versions: 3" in (model_dir / "models.config").read_text()
+    with pytest.raises(ExportError, match="Version 3 .* already exists"):
+        export(trained_cnn, quadrants, "base", version=3)
 
 
 def test_only_leftovers_of_dead_exporters_on_this_host_are_cleaned(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""An exported ResNet-20 answers TF Serving REST request bodies like the Keras model does.
+"""A published, blessed classifier export answers TF Serving REST request bodies like the Keras model does.
 
 TF Serving's binary is not installable here, so ``rest_inputs`` applies its
 documented JSON → tensor rules (row ``instances`` and columnar ``inputs``,
@@ -13,12 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import kvision
-from kvision.export import export_classifier
 from kvision.export.saved_model import encode_png
-from tests.helpers import quadrant_images
+from tests.export.helpers import CLASS_NAMES, CLASSIFIER_EXPORTS
 
-FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+pytestmark = pytest.mark.xdist_group(CLASSIFIER_EXPORTS)
 
 
 def _tensor_value(value, dtype):
@@ -45,41 +43,34 @@ def rest_inputs(body, signature):
 
 
 @pytest.fixture(scope="module")
-def resnet20_export(tmp_path_factory):
-    images, _ = quadrant_images(64, size=28, num_classes=4, seed=7)
-    model = kvision.models.build("resnet20", (28, 28, 1), 10, mean=[72.0], std=[60.0])
-    base = tmp_path_factory.mktemp("rest")
-    result = export_classifier(
-        model, base, "fashion_mnist_resnet20", class_names=FASHION_NAMES,
-        eval_images=images, eval_labels=np.zeros(64, np.int64), tflite=(), version=1, verbose=False,
-    )
-    assert result.blessed and result.pushed, [c.as_dict() for c in result.failed_checks]
-    signatures = tf.saved_model.load(str(result.path)).signatures
-    expected = model.predict(images[:6].astype(np.float32), verbose=0).argmax(-1)
-    return signatures, images[:6], expected
+def served(blessed, trained_cnn, quadrants):
+    """The signatures of the shared blessed export (tests/export/conftest.py), six images and Keras' classes for them."""
+    images = quadrants[1][0][:6]
+    signatures = tf.saved_model.load(str(blessed[1].path)).signatures
+    return signatures, images, trained_cnn.predict(images.astype(np.float32), verbose=0).argmax(-1)
 
 
 def b64(data):
     return {"b64": base64.b64encode(data).decode("ascii")}
 
 
-def test_row_format_image_bytes_request(resnet20_export):
-    signatures, images, expected = resnet20_export
+def test_row_format_image_bytes_request(served):
+    signatures, images, expected = served
     body = json.dumps({"signature_name": "serving_default", "instances": [b64(png) for png in encode_png(images)]})
     out = signatures["serving_default"](**rest_inputs(body, signatures["serving_default"]))
     np.testing.assert_array_equal(out["class_id"].numpy(), expected)
-    assert [n.decode() for n in out["class_name"].numpy()] == [FASHION_NAMES[i] for i in expected]
+    assert [n.decode() for n in out["class_name"].numpy()] == [CLASS_NAMES[i] for i in expected]
 
 
-def test_columnar_image_bytes_request(resnet20_export):
-    signatures, images, expected = resnet20_export
+def test_columnar_image_bytes_request(served):
+    signatures, images, expected = served
     body = json.dumps({"inputs": {"image_bytes": [b64(png) for png in encode_png(images)]}})
     out = signatures["serving_default"](**rest_inputs(body, signatures["serving_default"]))
     np.testing.assert_array_equal(out["class_id"].numpy(), expected)
 
 
-def test_row_format_pixel_request(resnet20_export):
-    signatures, images, expected = resnet20_export
+def test_row_format_pixel_request(served):
+    signatures, images, expected = served
     body = json.dumps({"signature_name": "serve_images", "instances": images.tolist()})
     out = signatures["serve_images"](**rest_inputs(body, signatures["serve_images"]))
     np.testing.assert_array_equal(out["class_id"].numpy(), expected)

@@ -1,6 +1,7 @@
 """The classifier signatures: raw inputs in, probabilities and class names out, clean errors."""
 
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +15,21 @@ from PIL import Image
 from kvision.export import classifier_archive
 from kvision.export.saved_model import encode_png, serialize_examples
 from tests import bombs
-from tests.export.conftest import CLASS_NAMES
+from tests.export.helpers import CLASS_NAMES
 
 
 @pytest.fixture(scope="module")
-def served(trained_cnn, tmp_path_factory):
+def saved(trained_cnn, tmp_path_factory):
+    """The classifier signatures of ``trained_cnn``, written as a SavedModel."""
     path = tmp_path_factory.mktemp("signatures") / "model"
     classifier_archive(trained_cnn, CLASS_NAMES).write_out(str(path), verbose=False)
-    return tf.saved_model.load(str(path)).signatures
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(saved):
+    """Those signatures, loaded in this process."""
+    return tf.saved_model.load(str(saved)).signatures
 
 
 def encode(image, fmt, mode):
@@ -85,34 +93,6 @@ def test_bad_inputs_are_invalid_argument_errors_that_say_what_was_expected(serve
         served[signature](**inputs)
 
 
-class Squash(keras.layers.Layer):
-    """A custom layer the serving process never sees the code of."""
-
-    def call(self, x):
-        return x / (1.0 + tf.abs(x))
-
-
-@pytest.mark.slow
-def test_a_model_with_a_custom_layer_serves_without_its_python_code(tmp_path, quadrants):
-    inputs = keras.Input((16, 16, 1))
-    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
-    model = keras.Model(inputs, keras.layers.Dense(4)(Squash()(keras.layers.Dense(8)(x))))
-    classifier_archive(model, CLASS_NAMES).write_out(str(tmp_path / "model"), verbose=False)
-    images, _ = quadrants[1]
-    np.save(tmp_path / "images.npy", images[:5])
-    script = (
-        "import sys, numpy as np, tensorflow as tf\n"
-        "fn = tf.saved_model.load(sys.argv[1]).signatures['serve_images']\n"
-        "np.save(sys.argv[3], fn(images=tf.constant(np.load(sys.argv[2])))['logits'].numpy())\n"
-        "assert not any(m.startswith(('kvision', 'tests')) for m in sys.modules), 'imported project code'\n"
-    )
-    subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "model"), str(tmp_path / "images.npy"), str(tmp_path / "out.npy")],
-        check=True, timeout=120, cwd=tmp_path,
-    )
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), model.predict(images[:5].astype(np.float32), verbose=0), atol=1e-6)
-
-
 @pytest.mark.parametrize("signature, inputs, shape", [
     ("serve_images", tf.zeros((16, 16, 1), tf.uint8), r"\[16 16 1\]"),
     ("serve_images", tf.zeros((1, 1, 16, 16, 1), tf.uint8), r"\[1 1 16 16 1\]"),
@@ -147,11 +127,24 @@ def serialize_examples_of_bytes(encoded):
         for data in encoded]
 
 
-BOMB_REQUESTS = """
-import resource, sys, numpy as np, tensorflow as tf
-sys.path.insert(0, sys.argv[2])
+class Squash(keras.layers.Layer):
+    """A custom layer the serving process never sees the code of."""
+
+    def call(self, x):
+        return x / (1.0 + tf.abs(x))
+
+
+# One process with TensorFlow alone serves both SavedModels: the custom-layer model first (before anything
+# imports project code), then bombs to the classifier; it prints a JSON report.
+FRESH_SERVER = """
+import json, resource, sys, numpy as np, tensorflow as tf
+custom, classifier, images, logits, root = sys.argv[1:]
+fn = tf.saved_model.load(custom).signatures["serve_images"]
+np.save(logits, fn(images=tf.constant(np.load(images)))["logits"].numpy())
+project = sorted(m for m in sys.modules if m.startswith(("kvision", "tests")))
+sys.path.insert(0, root)
 from tests import bombs
-fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+fn = tf.saved_model.load(classifier).signatures["serving_default"]
 png, jpeg = bombs.png_bomb(10_000, 10_000), bombs.jpeg_bomb(60_000, 60_000)
 outcomes = []
 for request in ([png], [png, png, jpeg], [bombs.gif_bomb(2000, 2000, 300)], [bombs.png_bomb(6000, 6000)]):
@@ -159,17 +152,38 @@ for request in ([png], [png, png, jpeg], [bombs.gif_bomb(2000, 2000, 300)], [bom
         outcomes.append(int(fn(image_bytes=tf.constant(request))["class_id"].shape[0]))
     except tf.errors.InvalidArgumentError as err:
         outcomes.append("pixels" if "at most 40000000 pixels" in err.message else err.message)
-print(outcomes, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(json.dumps({"project_modules": project, "outcomes": outcomes,
+                  "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
 """
 
 
-@pytest.mark.slow
-def test_bomb_requests_keep_a_fresh_serving_process_under_1_5_gb(trained_cnn, tmp_path):
-    """A 100 MP PNG (0.1 MB), three bombs at once, a GIF of 300 frames of 4 MP, a 36 MP image: bounded memory."""
-    classifier_archive(trained_cnn, CLASS_NAMES).write_out(str(tmp_path / "model"), verbose=False)
+@pytest.fixture(scope="module")
+def fresh_server(saved, quadrants, tmp_path_factory):
+    """``(model, images, logits, report)``: a custom-layer model, the images ``FRESH_SERVER`` sent it, its logits and report."""
+    tmp = tmp_path_factory.mktemp("fresh-server")
+    inputs = keras.Input((16, 16, 1))
+    x = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(4)(Squash()(keras.layers.Dense(8)(x))))
+    classifier_archive(model, CLASS_NAMES).write_out(str(tmp / "custom"), verbose=False)
+    images = quadrants[1][0][:5]
+    np.save(tmp / "images.npy", images)
     root = str(Path(__file__).resolve().parents[2])
-    result = subprocess.run([sys.executable, "-c", BOMB_REQUESTS, str(tmp_path / "model"), root],
-                            capture_output=True, text=True, timeout=300, check=True)
-    outcomes, peak = result.stdout.strip().splitlines()[-1].rsplit(" ", 1)
-    assert outcomes == "['pixels', 'pixels', 1, 1]"  # the GIF answers with its first frame
-    assert int(peak) < 1.5 * 2**30, f"peak RSS {int(peak) / 2**30:.2f} GiB"
+    done = subprocess.run([sys.executable, "-c", FRESH_SERVER, str(tmp / "custom"), str(saved), str(tmp / "images.npy"),
+                           str(tmp / "logits.npy"), root], capture_output=True, text=True, timeout=300, cwd=tmp, check=True)
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return model, images, np.load(tmp / "logits.npy"), report
+
+
+@pytest.mark.slow
+def test_a_model_with_a_custom_layer_serves_without_its_python_code(fresh_server):
+    model, images, logits, report = fresh_server
+    assert report["project_modules"] == [], "the serving process imported project code"
+    np.testing.assert_allclose(logits, model.predict(images.astype(np.float32), verbose=0), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_bomb_requests_keep_a_fresh_serving_process_under_1_5_gb(fresh_server):
+    """A 100 MP PNG (0.1 MB), three bombs at once, a GIF of 300 frames of 4 MP, a 36 MP image: bounded memory."""
+    report = fresh_server[-1]
+    assert report["outcomes"] == ["pixels", "pixels", 1, 1], "the GIF answers with its first frame"
+    assert report["peak_bytes"] < 1.5 * 2**30, f"peak RSS {report['peak_bytes'] / 2**30:.2f} GiB"
