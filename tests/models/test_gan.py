@@ -17,14 +17,15 @@ from tests.helpers import quadrant_images, run_on_two_cpus
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("num_classes", [None, 10])
 def test_every_supported_size_builds_with_the_right_shapes(side, channels, num_classes):
-    generator = build("dcgan_generator", (side, side, channels), num_classes, latent_dim=16, filters=64)
-    discriminator = build("dcgan_discriminator", (side, side, channels), num_classes, filters=16)
+    # Direct calls, not predict(): the shapes are the same without tracing a predict function per network.
+    generator = build("dcgan_generator", (side, side, channels), num_classes, latent_dim=16, filters=32)
+    discriminator = build("dcgan_discriminator", (side, side, channels), num_classes, filters=8)
     assert [i.name for i in generator.inputs] == (["noise"] if num_classes is None else ["noise", "label"])
     noise = np.random.default_rng(0).standard_normal((3, 16)).astype(np.float32)
     labels = np.array([0, 4, 9], np.int32)
-    images = generator.predict([noise] if num_classes is None else [noise, labels], verbose=0)
+    images = generator([noise] if num_classes is None else [noise, labels], training=False).numpy()
     assert images.shape == (3, side, side, channels) and np.all(np.abs(images) <= 1.0)
-    logits = discriminator.predict([images] if num_classes is None else [images, labels], verbose=0)
+    logits = discriminator([images] if num_classes is None else [images, labels], training=False).numpy()
     assert logits.shape == (3, 1)
     assert not any(isinstance(layer, (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)) for layer in discriminator.layers)
 
@@ -143,14 +144,16 @@ def d_losses(gan, images, labels, fake):
     return float(tf.reduce_mean(tf.nn.softplus(-real_logits))), float(tf.reduce_mean(tf.nn.softplus(fake_logits)))
 
 
-def test_one_step_moves_both_networks_the_expected_way(batch):
+def test_one_step_moves_both_networks_the_expected_way_and_the_ema_follows(batch):
+    """One traced train step checked for both networks' updates and the EMA generator's; then the EMA's lag."""
     images, labels = batch
-    gan = make_gan()
+    gan = make_gan(ema_decay=0.9)
     gan.compile(d_optimizer=keras.optimizers.SGD(0.05), g_optimizer=keras.optimizers.SGD(0.05))
     labels = tf.constant(labels, tf.int32)
     fake = gan.generator([gan._noise(32, stream=0), labels], training=True)  # the fakes of the step's D update
     d_before = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
     g_before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+    np.testing.assert_array_equal(g_before[0], gan.ema_generator.trainable_weights[0].numpy(), "the EMA starts equal")
     real_before, fake_before = d_losses(gan, images, labels, fake)
     logs = gan.train_on_batch(images, labels, return_dict=True)
     real_after, fake_after = d_losses(gan, images, labels, fake)
@@ -161,23 +164,16 @@ def test_one_step_moves_both_networks_the_expected_way(batch):
     assert set(logs) == {"d_loss", "g_loss", "d_real_accuracy", "d_fake_accuracy"}
     assert all(np.isfinite(v) for v in logs.values())
     assert int(gan.d_optimizer.iterations) == int(gan.g_optimizer.iterations) == 1
-
-
-def test_ema_weights_follow_the_generator(batch):
-    images, labels = batch
-    gan = make_gan(ema_decay=0.9)
-    initial = [w.numpy().copy() for w in gan.generator.trainable_weights]
-    np.testing.assert_array_equal(initial[0], gan.ema_generator.trainable_weights[0].numpy())
-    gan.train_on_batch(images, labels)
-    for start, raw, ema in zip(initial, gan.generator.trainable_weights, gan.ema_generator.trainable_weights):
-        np.testing.assert_allclose(ema.numpy(), 0.9 * start + 0.1 * raw.numpy(), rtol=1e-5, atol=1e-7)
+    for start, raw, ema in zip(g_before, gan.generator.trainable_weights, gan.ema_generator.trainable_weights):
+        np.testing.assert_allclose(ema.numpy(), 0.9 * start + 0.1 * raw.numpy(), rtol=1e-5, atol=1e-7,
+                                   err_msg="EMA = decay · before + (1 − decay) · raw")
     for _ in range(5):
         gan.train_on_batch(images, labels)
-    raw, ema, start = gan.generator.trainable_weights[0].numpy(), gan.ema_generator.trainable_weights[0].numpy(), initial[0]
+    raw, ema, start = gan.generator.trainable_weights[0].numpy(), gan.ema_generator.trainable_weights[0].numpy(), g_before[0]
     assert np.any(raw != ema), "the average lags the raw weights"
     assert np.abs(ema - raw).mean() < np.abs(start - raw).mean(), "and moves towards them"
     for raw_stat, ema_stat in zip(gan.generator.non_trainable_weights, gan.ema_generator.non_trainable_weights):
-        np.testing.assert_array_equal(raw_stat.numpy(), ema_stat.numpy())
+        np.testing.assert_array_equal(raw_stat.numpy(), ema_stat.numpy(), "the BN statistics are copied, not averaged")
 
 
 def test_hinge_loss_d_steps_and_test_step(batch):
@@ -264,7 +260,7 @@ for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
         gan = make_gan()
         for network, values in zip((gan.generator, gan.discriminator, gan.ema_generator), weights):
             network.set_weights(values)
-    data = tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(16, drop_remainder=True).take(3)
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).repeat().batch(16, drop_remainder=True).take(2)
     history = gan.fit(data, epochs=1, verbose=0).history
     runs.append((history, [w.numpy() for w in gan.generator.weights + gan.ema_generator.weights]))
 (one, one_weights), (two, two_weights) = runs

@@ -1,5 +1,7 @@
 """Every registered model builds, runs, saves and reloads; the registry's errors."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -9,24 +11,42 @@ from kvision.models import build, build_resnet, get_builder, list_models, regist
 from tests.models.helpers import assert_layers_named, assert_survives_save_and_config, images
 
 NUM_CLASSES = 7
-# The deepest models run once, at 32×32×3, to keep the suite quick.
-HEAVY = {"resnet50", "resnet110", "resnet110v2"}
+# One member of each family, at its shallowest (the overrides): it holds every kind of layer and block its deeper
+# registered siblings repeat, so its save/load and config round trips stand for theirs.
+ROUND_TRIP = {
+    "cnn": {},
+    "resnet20": {"depth": 8},
+    "resnet20v2": {"depth": 8},
+    "resnet18": {"stage_blocks": (1, 1, 1, 1)},
+    "resnet50": {"stage_blocks": (1, 1, 1, 1)},
+}
 
 
-def small_cases():
-    cases = []
-    for name in list_models("classifier"):
-        cases.append(pytest.param(name, (32, 32, 3), id=f"{name}-rgb32"))
-        if name not in HEAVY:
-            # ImageNet-style ResNets need 32×32; the others take Fashion-MNIST's 28×28.
-            size = 32 if get_builder(name)[0] is build_resnet else 28
-            cases.append(pytest.param(name, (size, size, 1), id=f"{name}-gray{size}"))
-    return cases
+def smallest_side(name):
+    """The smallest height and width ``name`` accepts: 32 for ImageNet-style ResNets, 8 for the others."""
+    return 32 if get_builder(name)[0] is build_resnet else 8
 
 
-@pytest.mark.parametrize("name, input_shape", small_cases())
-def test_every_model_builds_runs_and_round_trips(name, input_shape, tmp_path):
-    model = build(name, input_shape, NUM_CLASSES)
+def family(name):
+    """A registered model's builder and the defaults that change its kind of blocks (not how many)."""
+    builder, defaults = get_builder(name)
+    return builder.__name__, tuple(sorted((k, v) for k, v in defaults.items() if k not in ("depth", "stage_blocks")))
+
+
+def test_every_family_has_a_round_trip_representative():
+    classifiers = list_models("classifier")
+    assert set(ROUND_TRIP) <= set(classifiers)
+    assert {family(name) for name in ROUND_TRIP} == {family(name) for name in classifiers}
+    assert len({family(name) for name in ROUND_TRIP}) == len(ROUND_TRIP), "one representative per family"
+
+
+@pytest.mark.parametrize("name", list_models("classifier"))
+def test_every_model_builds_and_runs_at_its_smallest_input(name):
+    """Built and run at the smallest RGB input it takes (one pixel less is refused); its config lists its layers."""
+    side = smallest_side(name)
+    with pytest.raises(ModelError, match="Received: input_shape"):
+        build(name, (side - 1, side - 1, 3), NUM_CLASSES)
+    model = build(name, (side, side, 3), NUM_CLASSES)
     assert isinstance(model, keras.Model)
     assert model.layers[0].name == "image"
     assert model.input.dtype == "float32"
@@ -34,14 +54,23 @@ def test_every_model_builds_runs_and_round_trips(name, input_shape, tmp_path):
     assert model.output.shape == (None, NUM_CLASSES)
     assert_layers_named(model)
 
-    x = images(input_shape)
-    logits = keras.ops.convert_to_numpy(model(x, training=False))
+    logits = keras.ops.convert_to_numpy(model(images((side, side, 3)), training=False))
     assert logits.shape == (2, NUM_CLASSES)
     assert logits.dtype == np.float32
     assert np.all(np.isfinite(logits))
     assert not np.allclose(logits[0], logits[1])  # the output depends on the input
 
-    assert_survives_save_and_config(model, x, tmp_path / f"{name}.keras")
+    config = json.loads(json.dumps(model.get_config()))  # what a .keras file stores
+    assert [layer["name"] for layer in config["layers"]] == [layer.name for layer in model.layers]
+
+
+@pytest.mark.parametrize("name", ROUND_TRIP)
+def test_each_family_round_trips_through_keras_files_and_configs(name, tmp_path):
+    """In grayscale (the test above builds every model in RGB), at Fashion-MNIST's 28×28 (ImageNet-style: 32×32)."""
+    side = 32 if get_builder(name)[0] is build_resnet else 28
+    model = build(name, (side, side, 1), NUM_CLASSES, **ROUND_TRIP[name])
+    assert model.output.shape == (None, NUM_CLASSES)
+    assert_survives_save_and_config(model, images((side, side, 1)), tmp_path / f"{name}.keras")
 
 
 def test_build_merges_overrides_over_variant_defaults():

@@ -1,6 +1,8 @@
 """The engine: strategies agree, runs resume, options take effect."""
 
 import json
+import shutil
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -35,7 +37,7 @@ def test_two_replicas_match_one_device(tmp_path):
     """Same initial weights and global batch: 2 logical CPUs follow 1 device's loss curve."""
     # No BatchNorm or dropout: their per-replica statistics and noise would differ by design.
     model_fn = lambda: small_cnn(batch_norm=False, dropout=0.0, dense_dropout=0.0)  # noqa: E731
-    common = dict(epochs=3, optimizer="sgd", learning_rate=0.05, schedule="constant", **DETERMINISTIC)
+    common = dict(epochs=2, optimizer="sgd", learning_rate=0.05, schedule="constant", **DETERMINISTIC)
     # The baseline is a 1-device MirroredStrategy, not the default strategy: under any
     # tf.distribute strategy Keras peeks one batch to build the model, which advances the
     # reshuffling seed, so both runs must take that path to see the same example order.
@@ -57,34 +59,41 @@ def test_two_replicas_match_one_device(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-5)
 
 
-def test_interrupted_run_resumes_at_the_epoch_it_reached(tmp_path):
-    common = dict(run_dir=tmp_path / "run", batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
-    with pytest.raises(KeyboardInterrupt):
-        fit_classifier(small_cnn, TRAIN, VAL, epochs=4, callbacks=[InterruptAtEpoch(2)], **common)
-    assert (tmp_path / "run" / "backup").exists()
+# A run of 3 epochs with validation, killed before its last: the tests below each resume a copy of it.
+RESUMABLE = dict(epochs=3, batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
 
-    resumed = fit_classifier(small_cnn, TRAIN, VAL, epochs=4, **common)
-    assert len(resumed.history["loss"]) == 2, "epochs 0 and 1 must not run again"
-    epochs = [int(line.split(",")[0]) for line in (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]]
-    assert epochs == [0, 1, 2, 3]
-    assert not (tmp_path / "run" / "backup").exists(), "a finished run removes its backup"
-    # The best checkpoint is the best of all four epochs, not of the two after the resume.
-    best = keras.models.load_model(tmp_path / "run" / "checkpoints" / "best.keras")
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("interrupted") / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit_classifier(small_cnn, TRAIN, VAL, run_dir=run_dir, callbacks=[InterruptAtEpoch(2)], **RESUMABLE)
+    return run_dir
+
+
+def copy_of(interrupted, tmp_path):
+    """A fresh copy of the interrupted run's directory, for one test to resume."""
+    return Path(shutil.copytree(interrupted, tmp_path / "run"))
+
+
+def test_interrupted_run_resumes_at_the_epoch_it_reached(interrupted, tmp_path):
+    run_dir = copy_of(interrupted, tmp_path)
+    assert (run_dir / "backup").exists()
+
+    resumed = fit_classifier(small_cnn, TRAIN, VAL, run_dir=run_dir, **RESUMABLE)
+    assert len(resumed.history["loss"]) == 1, "epochs 0 and 1 must not run again"
+    epochs = [int(line.split(",")[0]) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == [0, 1, 2]
+    assert not (run_dir / "backup").exists(), "a finished run removes its backup"
+    assert resumed.history["val_accuracy"][-1] >= 0.5, "quadrant images are easy to learn"
+    # The best checkpoint is the best of all three epochs, not of the one after the resume.
+    best = keras.models.load_model(run_dir / "checkpoints" / "best.keras")
     val = make_pipeline(*VAL, batch_size=32, training=False, num_classes=4)
     best_accuracy = best.evaluate(val, verbose=0, return_dict=True)["accuracy"]
-    assert best_accuracy == pytest.approx(best_so_far(tmp_path / "run" / "history.csv", "val_accuracy"))
-    assert (tmp_path / "run" / "checkpoints" / "best.keras").exists()
-    assert (tmp_path / "run" / "checkpoints" / "last.keras").exists()
-
-
-def test_best_weights_are_restored(tmp_path):
-    result = fit_classifier(
-        small_cnn, TRAIN, VAL, run_dir=tmp_path, epochs=3, batch_size=32, learning_rate=0.05, **DETERMINISTIC
-    )
-    best = keras.models.load_model(tmp_path / "checkpoints" / "best.keras")
-    for a, b in zip(best.get_weights(), result.model.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert result.history["val_accuracy"][-1] >= 0.5, "quadrant images are easy to learn"
+    assert best_accuracy == pytest.approx(best_so_far(run_dir / "history.csv", "val_accuracy"))
+    assert (run_dir / "checkpoints" / "last.keras").exists()
+    for a, b in zip(best.get_weights(), resumed.model.get_weights()):
+        np.testing.assert_array_equal(a, b, "the returned model holds the best weights")
 
 
 def test_learning_rate_follows_the_schedule_into_the_history(tmp_path):
@@ -97,31 +106,36 @@ def test_learning_rate_follows_the_schedule_into_the_history(tmp_path):
     assert "learning_rate" in (tmp_path / "history.csv").read_text().splitlines()[0]
 
 
-def test_mixed_precision_trains_close_to_float32(tmp_path):
-    """float16 compute with loss scaling follows the float32 loss curve within 1%.
+# Dropout is off: its masks are drawn differently in float16 (and under XLA), which would make the runs differ by
+# more than precision.
+COMPARED = dict(epochs=3, batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
 
-    Dropout is off: its masks are drawn differently in float16, which would
-    make the two runs differ by more than precision.
-    """
-    model_fn = lambda: small_cnn(dropout=0.0, dense_dropout=0.0)  # noqa: E731
-    common = dict(epochs=3, batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
-    fp32 = fit_classifier(model_fn, TRAIN, run_dir=tmp_path / "fp32", **common)
-    mixed = fit_classifier(model_fn, TRAIN, run_dir=tmp_path / "mixed", mixed_precision=True, **common)
+
+def no_dropout_cnn():
+    return small_cnn(dropout=0.0, dense_dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def float32_run(tmp_path_factory):
+    """The reference run of the mixed-precision and XLA runs below."""
+    return fit_classifier(no_dropout_cnn, TRAIN, run_dir=tmp_path_factory.mktemp("fp32"), **COMPARED)
+
+
+def test_mixed_precision_trains_close_to_float32(float32_run, tmp_path):
+    """float16 compute with loss scaling follows the float32 loss curve within 1%."""
+    mixed = fit_classifier(no_dropout_cnn, TRAIN, run_dir=tmp_path, mixed_precision=True, **COMPARED)
     assert mixed.model.get_layer("block1_conv1_conv").compute_dtype == "float16"
     assert isinstance(mixed.model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert keras.mixed_precision.dtype_policy().name == "float32", "the global policy is restored"
     assert mixed.model.output.dtype == "float32"
-    np.testing.assert_allclose(mixed.history["loss"], fp32.history["loss"], rtol=0.01)
+    np.testing.assert_allclose(mixed.history["loss"], float32_run.history["loss"], rtol=0.01)
     assert mixed.history["loss"][-1] < 0.5 * mixed.history["loss"][0]
 
 
-def test_xla_trains_like_the_default_compiler(tmp_path):
-    common = dict(epochs=2, batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
-    model_fn = lambda: small_cnn(dropout=0.0, dense_dropout=0.0)  # noqa: E731
-    plain = fit_classifier(model_fn, TRAIN, run_dir=tmp_path / "plain", **common)
-    xla = fit_classifier(model_fn, TRAIN, run_dir=tmp_path / "xla", xla=True, **common)
+def test_xla_trains_like_the_default_compiler(float32_run, tmp_path):
+    xla = fit_classifier(no_dropout_cnn, TRAIN, run_dir=tmp_path, xla=True, **COMPARED)
     assert xla.model.jit_compile
-    np.testing.assert_allclose(xla.history["loss"], plain.history["loss"], rtol=1e-3)
+    np.testing.assert_allclose(xla.history["loss"], float32_run.history["loss"], rtol=1e-3)
 
 
 def test_weight_decay_is_the_l2_penalty_on_kernels():
@@ -173,35 +187,33 @@ def test_finished_checkpoint_is_what_a_finished_run_returned(tmp_path, capsys):
     assert finished_checkpoint(tmp_path, 2) is None, "nothing to load: train"
 
 
-def test_a_finished_run_is_marked_before_its_backup_goes(tmp_path, monkeypatch):
+def test_a_finished_run_is_marked_before_its_backup_goes(interrupted, tmp_path, monkeypatch):
     """A kill between the marker and the backup's removal leaves a finished run, loaded instead of trained again."""
+    run_dir = copy_of(interrupted, tmp_path)
     monkeypatch.setattr("shutil.rmtree", lambda *args, **kwargs: None)  # the process "dies" before removing it
-    common = dict(run_dir=tmp_path, epochs=2, batch_size=32, **DETERMINISTIC)
-    fit_classifier(small_cnn, TRAIN, VAL, **common)
-    paths = run_paths(tmp_path)
-    assert paths["backup"].exists() and json.loads(paths["finished"].read_text()) == {"epochs": 2}
+    fit_classifier(small_cnn, TRAIN, VAL, run_dir=run_dir, **RESUMABLE)
+    paths = run_paths(run_dir)
+    assert paths["backup"].exists() and json.loads(paths["finished"].read_text()) == {"epochs": 3}
     history = paths["history"].read_text()
-    again = fit_or_load(small_cnn, TRAIN, VAL, **common)
+    again = fit_or_load(small_cnn, TRAIN, VAL, run_dir=run_dir, **RESUMABLE)
     assert again.history == {} and paths["history"].read_text() == history, "not trained again"
 
 
 @pytest.mark.parametrize("killed", ["after the row", "before the row"])
-def test_a_run_killed_at_an_epoch_end_has_each_epoch_once(tmp_path, killed):
+def test_a_run_killed_at_an_epoch_end_has_each_epoch_once(interrupted, tmp_path, killed):
     """Killed between the epoch's CSV row and its backup, in either order: resumed, every epoch is logged once.
 
     The on-disk state of each kill is made from a run interrupted after epoch 2 of 3 (its backup holds
     2 epochs): a row of epoch 3 the backup never got, or epoch 2's row missing although the backup has it.
     """
-    common = dict(run_dir=tmp_path, epochs=3, batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
-    with pytest.raises(KeyboardInterrupt):
-        fit_classifier(small_cnn, TRAIN, VAL, callbacks=[InterruptAtEpoch(2)], **common)
-    history = run_paths(tmp_path)["history"]
+    run_dir = copy_of(interrupted, tmp_path)
+    history = run_paths(run_dir)["history"]
     header, first, second = history.read_text().splitlines()
     if killed == "after the row":
         history.write_text(f"{header}\n{first}\n{second}\n2{second[1:]}\n")
     else:
         history.write_text(f"{header}\n{first}\n")
-    resumed = fit_classifier(small_cnn, TRAIN, VAL, **common)
+    resumed = fit_classifier(small_cnn, TRAIN, VAL, run_dir=run_dir, **RESUMABLE)
     assert len(resumed.history["loss"]) == 1, "only epoch 3 is trained"
     lines = history.read_text().splitlines()
     assert [line.split(",")[0] for line in lines] == ["epoch", "0", "1", "2"]

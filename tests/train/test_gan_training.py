@@ -11,6 +11,7 @@ from kvision.errors import ModelError
 from kvision.models import build
 from kvision.train.gan import fit_gan, image_grid, mean_pairwise_distance
 from tests.helpers import quadrant_images
+from tests.train.tensorboard_checks import assert_engine_board
 
 
 def networks(conditional=True, **discriminator_options):
@@ -21,10 +22,15 @@ def networks(conditional=True, **discriminator_options):
     )
 
 
+# The settings of the shared run, which is also the float32 reference of the mixed-precision and XLA runs.
+DATA = quadrant_images(64, size=16)
+REFERENCE = dict(epochs=2, batch_size=16, verbose=0, seed=1)
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("gan") / "run"
-    result = fit_gan(*networks(), quadrant_images(64, size=16), run_dir=run_dir, epochs=2, batch_size=16, verbose=0)
+    result = fit_gan(*networks(dropout=0.0), DATA, run_dir=run_dir, hparams={"engine": "gan", "epochs": 2}, **REFERENCE)
     return run_dir, result
 
 
@@ -60,6 +66,11 @@ def test_networks_are_checkpointed_and_reload(run):
     assert not (run_dir / "backup").exists(), "a finished run deletes its backup"
 
 
+def test_the_graph_and_hparams_go_to_tensorboard(run):
+    run_dir, _ = run
+    assert_engine_board(run_dir / "logs", "gan", "Conv2DBackpropInput", 2)
+
+
 def test_grid_and_spread_helpers():
     images = np.arange(5 * 2 * 2 * 1, dtype=np.uint8).reshape(5, 2, 2, 1)
     grid = image_grid(images, columns=3)
@@ -73,7 +84,7 @@ def test_grid_and_spread_helpers():
 
 def test_nan_losses_stop_training_before_any_checkpoint(tmp_path):
     with pytest.raises(ModelError, match=r"GAN training diverged at epoch 1, step \d+.*Expected finite losses. Received: .*nan"):
-        fit_gan(*networks(), quadrant_images(64, size=16), run_dir=tmp_path, epochs=2, batch_size=16,
+        fit_gan(*networks(), DATA, run_dir=tmp_path, epochs=2, batch_size=16,
                 d_learning_rate=float("nan"), verbose=0)
     assert not (tmp_path / "checkpoints").exists()
 
@@ -88,7 +99,7 @@ def test_mode_collapse_stops_training_before_the_epoch_is_checkpointed(tmp_path)
         return keras.Model([noise, label], mixed)
 
     with pytest.raises(ModelError, match=r"The generator collapsed at epoch 1.*Received: 0\.000"):
-        fit_gan(collapsed_generator, networks()[1], quadrant_images(64, size=16), run_dir=tmp_path, epochs=2,
+        fit_gan(collapsed_generator, networks()[1], DATA, run_dir=tmp_path, epochs=2,
                 batch_size=16, collapse_min_steps=0, verbose=0)
     assert not (tmp_path / "checkpoints" / "generator_ema.keras").exists()
 
@@ -96,33 +107,30 @@ def test_mode_collapse_stops_training_before_the_epoch_is_checkpointed(tmp_path)
 def test_a_killed_run_resumes_at_the_epoch_it_reached(tmp_path):
     from tests.train.test_engine import InterruptAtEpoch
 
-    data = quadrant_images(64, size=16)
     with pytest.raises(KeyboardInterrupt):
-        fit_gan(*networks(), data, run_dir=tmp_path, epochs=3, batch_size=16, verbose=0, callbacks=[InterruptAtEpoch(2)])
-    after_two = keras.saving.load_model(tmp_path / "checkpoints" / "generator_ema.keras").get_weights()
+        fit_gan(*networks(), DATA, run_dir=tmp_path, epochs=2, batch_size=16, verbose=0, callbacks=[InterruptAtEpoch(1)])
+    after_one = keras.saving.load_model(tmp_path / "checkpoints" / "generator_ema.keras").get_weights()
     seen = []
-    resumed = fit_gan(*networks(), data, run_dir=tmp_path, epochs=3, batch_size=16, verbose=0,
+    resumed = fit_gan(*networks(), DATA, run_dir=tmp_path, epochs=2, batch_size=16, verbose=0,
                       callbacks=[keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))])
-    assert seen == [2], "only the missing epoch runs"
-    assert int(resumed.gan.g_optimizer.iterations) == 3 * 4, "optimizer state came back with the weights"
+    assert seen == [1], "only the missing epoch runs"
+    assert int(resumed.gan.g_optimizer.iterations) == 2 * 4, "optimizer state came back with the weights"
     with open(tmp_path / "history.csv", newline="") as f:
-        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
-    assert any(np.any(a != b) for a, b in zip(after_two, resumed.gan.ema_generator.get_weights()))
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+    assert any(np.any(a != b) for a, b in zip(after_one, resumed.gan.ema_generator.get_weights()))
 
 
-def test_mixed_precision_and_xla_train_like_float32(tmp_path):
-    """Same seed and data: mixed_float16 losses within 2%, XLA within 3% of the float32 run's.
+def test_mixed_precision_and_xla_train_like_float32(run, tmp_path):
+    """Same seed and data: mixed_float16 losses within 2%, XLA within 3% of the float32 run's (the shared run).
 
     Looser than for a classifier: XLA's forward pass differs from the default
     kernels by rounding only (~1e-6 here), but Adam turns rounding-level
     differences in near-zero gradients into learning-rate-sized steps and the
     two networks' game amplifies them (1.8% on g_loss after 8 steps).
     """
-    data = quadrant_images(64, size=16)
-    common = dict(epochs=2, batch_size=16, verbose=0, seed=1)
-    plain = fit_gan(*networks(dropout=0.0), data, run_dir=tmp_path / "plain", **common)
-    mixed = fit_gan(*networks(dropout=0.0), data, run_dir=tmp_path / "mixed", mixed_precision=True, **common)
-    xla = fit_gan(*networks(dropout=0.0), data, run_dir=tmp_path / "xla", xla=True, **common)
+    _, plain = run
+    mixed = fit_gan(*networks(dropout=0.0), DATA, run_dir=tmp_path / "mixed", mixed_precision=True, **REFERENCE)
+    xla = fit_gan(*networks(dropout=0.0), DATA, run_dir=tmp_path / "xla", xla=True, **REFERENCE)
     assert isinstance(mixed.gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
     assert mixed.gan.generator.get_layer("image").compute_dtype == "float32"
     assert {layer.compute_dtype for layer in mixed.gan.discriminator.layers[1:-1]} >= {"float16"}
