@@ -33,7 +33,15 @@ def deep_decoder_rnn():
     return build_rnn_seq2seq(VOCAB, VOCAB, units=16, embedding_dim=8, dropout=0.0, num_layers=1, decoder_layers=3)
 
 
-MODELS = pytest.mark.parametrize("make", [rnn, deep_decoder_rnn, transformer], ids=["rnn", "deep-decoder", "transformer"])
+MODELS = pytest.mark.parametrize("name", ["rnn", "deep-decoder", "transformer"])
+
+
+@pytest.fixture(scope="module")
+def models():
+    """Each model built once: the tests only decode and score with them."""
+    return {"rnn": rnn(), "deep-decoder": deep_decoder_rnn(), "transformer": transformer()}
+
+
 SOURCE = np.array([[4, 5, 6, 7, 8], [9, 4, 4, 0, 0], [5, 0, 0, 0, 0], [0, 0, 0, 0, 0]], np.int32)
 
 
@@ -47,8 +55,8 @@ def sequence_log_prob(model, source, tokens):
 
 
 @MODELS
-def test_beam_width_one_is_greedy(make):
-    model = make()
+def test_beam_width_one_is_greedy(models, name):
+    model = models[name]
     greedy, greedy_scores = greedy_decode(model, SOURCE, max_length=MAX_LENGTH)
     beams, beam_scores = beam_search(model, SOURCE, beam_width=1, max_length=MAX_LENGTH)
     np.testing.assert_array_equal(beams[:, 0].numpy(), greedy.numpy())
@@ -56,8 +64,8 @@ def test_beam_width_one_is_greedy(make):
 
 
 @MODELS
-def test_beams_are_distinct_in_score_order_and_scored_by_the_model(make):
-    model = make()
+def test_beams_are_distinct_in_score_order_and_scored_by_the_model(models, name):
+    model = models[name]
     tokens, scores = beam_search(model, SOURCE, beam_width=4, max_length=MAX_LENGTH)
     tokens, scores = tokens.numpy(), scores.numpy()
     assert tokens.shape == (4, 4, MAX_LENGTH) and scores.shape == (4, 4)
@@ -75,14 +83,14 @@ def test_beams_are_distinct_in_score_order_and_scored_by_the_model(make):
 
 
 @MODELS
-def test_greedy_score_is_the_log_probability_of_its_output(make):
-    model = make()
+def test_greedy_score_is_the_log_probability_of_its_output(models, name):
+    model = models[name]
     tokens, scores = greedy_decode(model, SOURCE, max_length=MAX_LENGTH)
     np.testing.assert_allclose(scores.numpy(), sequence_log_prob(model, SOURCE, tokens.numpy()), atol=1e-4)
 
 
-def test_length_penalty_rescales_scores():
-    model = rnn()
+def test_length_penalty_rescales_scores(models):
+    model = models["rnn"]
     tokens, scores = beam_search(model, SOURCE, beam_width=3, max_length=MAX_LENGTH, alpha=1.0)
     lengths = np.minimum(np.argmax(tokens.numpy() == END_ID, axis=-1) + 1, MAX_LENGTH)
     lengths = np.where((tokens.numpy() == END_ID).any(-1), lengths, MAX_LENGTH)
@@ -129,15 +137,15 @@ def test_length_penalty_chooses_the_hypothesis_the_formula_ranks_first(bigram_pa
     np.testing.assert_allclose(scores.numpy()[0], [ranked[winner][1], ranked[loser][1]], rtol=1e-5)
 
 
-def test_bad_arguments_are_refused():
+def test_bad_arguments_are_refused(models):
     with pytest.raises(ModelError, match="beam_width must be a positive integer"):
-        beam_search(rnn(), SOURCE, beam_width=0, max_length=MAX_LENGTH)
+        beam_search(models["rnn"], SOURCE, beam_width=0, max_length=MAX_LENGTH)
     with pytest.raises(ModelError, match="must not exceed the model's target length 8.*max_length=9"):
-        greedy_decode(transformer(), SOURCE, max_length=9)
+        greedy_decode(models["transformer"], SOURCE, max_length=9)
 
 
-def test_attention_weights_are_distributions_over_real_source_tokens():
-    model = rnn()
+def test_attention_weights_are_distributions_over_real_source_tokens(models):
+    model = models["rnn"]
     tokens, _ = greedy_decode(model, SOURCE[:3], max_length=MAX_LENGTH)
     target_in = np.concatenate([np.full((3, 1), START_ID), tokens.numpy()], axis=1)
     weights = attention_weights(model, SOURCE[:3], target_in).numpy()
@@ -145,7 +153,7 @@ def test_attention_weights_are_distributions_over_real_source_tokens():
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
     assert np.all(weights[1, :, 3:] < 1e-6) and np.all(weights[2, :, 1:] < 1e-6)
     with pytest.raises(ModelError, match="RNN models only"):
-        attention_weights(transformer(), SOURCE, target_in)
+        attention_weights(models["transformer"], SOURCE, target_in)
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,7 @@
 """fit_seq2seq: the run directory it leaves, a finished run loaded instead of retrained, 1 vs 2 devices, speed
 switches, the label-smoothed loss and checkpoint averaging across a resume."""
 
-import json
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -18,10 +14,11 @@ from kvision.models import build_rnn_seq2seq
 from kvision.models.decoding import greedy_decode
 from kvision.train import fit_seq2seq, run_paths
 from kvision.train.seq2seq import TokenCrossentropy
+from tests.helpers import run_on_two_cpus
 from tests.train.test_engine import InterruptAtEpoch
 
-ROOT = Path(__file__).resolve().parents[2]
 PAIRS = [(w, " ".join(w.upper())) for w in ("ab", "ba", "abc", "cab", "bca", "cc", "a", "acb")] * 8
+EPOCHS = 2  # of the reference run and the runs compared with it
 
 
 def vocabularies():
@@ -30,8 +27,10 @@ def vocabularies():
 
 
 def tiny_model():
+    """A one-way GRU encoder: fewer ops to trace than the default bidirectional LSTM, the same training code."""
     source, target = vocabularies()
-    return build_rnn_seq2seq(source.size, target.size, units=8, embedding_dim=4, num_layers=1)
+    return build_rnn_seq2seq(source.size, target.size, units=8, embedding_dim=4, num_layers=1, cell="gru",
+                             bidirectional=False)
 
 
 def fit(run_dir, epochs, strategy=None, **options):
@@ -42,30 +41,25 @@ def fit(run_dir, epochs, strategy=None, **options):
     )
 
 
-PARITY_SCRIPT = """
-import json, sys, tempfile
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from kvision.train import get_strategy
-from tests.train.test_seq2seq_training import fit
-runs = [fit(tempfile.mkdtemp(), epochs=2, strategy=get_strategy(devices)).history for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"])]
-print(json.dumps({key: [run[key] for run in runs] for key in ("loss", "val_loss")}))
-"""
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """``(run_dir, result)`` of a float32 run on one device: what the other runs are compared with. Read, never changed."""
+    run_dir = tmp_path_factory.mktemp("plain")
+    return run_dir, fit(run_dir, epochs=EPOCHS)
 
 
-def test_a_finished_run_is_loaded_not_trained_again(tmp_path, capsys):
-    first = fit(tmp_path, epochs=1)
-    again = fit(tmp_path, epochs=1)
-    assert again.history == {} and again.best_checkpoint == tmp_path / "checkpoints" / "best.keras"
-    assert f"{tmp_path}: training finished earlier (1 epochs); loading best.keras" in capsys.readouterr().out
+def test_a_finished_run_is_loaded_not_trained_again(plain, capsys):
+    run_dir, first = plain
+    again = fit(run_dir, epochs=EPOCHS)
+    assert again.history == {} and again.best_checkpoint == run_dir / "checkpoints" / "best.keras"
+    assert f"{run_dir}: training finished earlier ({EPOCHS} epochs); loading best.keras" in capsys.readouterr().out
     for trained, loaded in zip(first.model.get_weights(), again.model.get_weights()):
         np.testing.assert_array_equal(loaded, trained)
 
 
 @pytest.mark.slow
-def test_two_replicas_follow_one_device():
-    """Same initial weights and global batch of 16 on 1 and 2 logical CPUs.
+def test_two_replicas_follow_one_device(plain):
+    """Same initial weights and global batch of 16 on 2 logical CPUs as the one-device run.
 
     Not bit-equal: the loss is a mean over each replica's real (unpadded)
     target tokens, and the two halves of a batch hold different numbers of
@@ -73,26 +67,30 @@ def test_two_replicas_follow_one_device():
     its own process: MirroredStrategy objects of one process share collective
     keys, which other tests' strategies would meet.
     """
-    done = subprocess.run([sys.executable, "-c", PARITY_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
-    for key, (one, two) in result.items():
-        np.testing.assert_allclose(two, one, rtol=1e-3, err_msg=key)
-    assert result["loss"][0][-1] < result["loss"][0][0]
+    two = run_on_two_cpus("""
+import tempfile
+from kvision.train import get_strategy
+from tests.train.test_seq2seq_training import EPOCHS, fit
+history = fit(tempfile.mkdtemp(), epochs=EPOCHS, strategy=get_strategy(["/cpu:0", "/cpu:1"])).history
+print(json.dumps({key: history[key] for key in ("loss", "val_loss")}))
+""")
+    one = plain[1].history
+    for key in ("loss", "val_loss"):
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-3, err_msg=key)
+    assert one["loss"][-1] < one["loss"][0], "the compared runs learn"
 
 
-def test_mixed_precision_and_xla_train_like_float32(tmp_path):
+def test_mixed_precision_and_xla_train_like_float32(plain, tmp_path):
     """Same seed and data: mixed_float16 losses within 1%, XLA within 0.1% of the float32 run's; both decode."""
-    plain = fit(tmp_path / "plain", epochs=1)
-    mixed = fit(tmp_path / "mixed", epochs=1, mixed_precision=True)
-    xla = fit(tmp_path / "xla", epochs=1, xla=True)
+    mixed = fit(tmp_path / "mixed", epochs=EPOCHS, mixed_precision=True)
+    xla = fit(tmp_path / "xla", epochs=EPOCHS, xla=True)
     assert isinstance(mixed.model.optimizer, keras.optimizers.LossScaleOptimizer)
     assert mixed.model.get_layer("logits").compute_dtype == "float32"
     assert mixed.model.get_layer("encoder_0").compute_dtype == "float16"
     assert keras.mixed_precision.dtype_policy().name == "float32", "the global policy is restored"
     assert xla.model.jit_compile
-    np.testing.assert_allclose(mixed.history["loss"], plain.history["loss"], rtol=0.01)
-    np.testing.assert_allclose(xla.history["loss"], plain.history["loss"], rtol=1e-3)
+    np.testing.assert_allclose(mixed.history["loss"], plain[1].history["loss"], rtol=0.01)
+    np.testing.assert_allclose(xla.history["loss"], plain[1].history["loss"], rtol=1e-3)
     source = tf.constant([[4, 5, 6, 0]], tf.int32)
     for model in (mixed.model, xla.model):
         tokens, log_probs = greedy_decode(model, source, max_length=5)
