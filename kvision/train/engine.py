@@ -109,6 +109,9 @@ def compile_run(model, *, steps_per_epoch, epochs, optimizer="sgd", learning_rat
         optimizer=make_optimizer(optimizer, lr, momentum=momentum, weight_decay=weight_decay, clipnorm=clipnorm),
         jit_compile=xla, steps_per_execution=steps_per_execution, **compile_args,
     )
+    # The optimizer's slots now, not in the first train step: variables made while tracing make
+    # tf.function trace the whole step a second time. A resumed run's checkpoint needs them too.
+    model.optimizer.build(model.trainable_variables)
 
 
 def fit_classifier(

@@ -168,9 +168,6 @@ def fit_teacher_forced(
             warmup_epochs=min(warmup_epochs, epochs / 2), clipnorm=clipnorm, xla=xla,
             **seq2seq_objective(label_smoothing),
         )
-        # Now, not in the first train step: variables made while tracing make tf.function trace the step twice.
-        # A finished run's checkpoint needs them too, to load the optimizer's state.
-        model.optimizer.build(model.trainable_variables)
     checkpoint = finished_checkpoint(run_dir, epochs)
     if checkpoint is not None:
         model.load_weights(checkpoint)
