@@ -96,14 +96,14 @@ from tests.train.test_simclr import IMAGES, small_encoder
 from tests.train.test_simclr_stream import streamed_folder
 
 out = Path(sys.argv[1])
+pair = get_strategy(["/cpu:0", "/cpu:1"])  # one strategy for both runs: a second would reuse its collective keys
 common = dict(epochs=1, optimizer="sgd", learning_rate=0.05, schedule="constant", weight_decay=0.0, seed=1, verbose=0)
 one = fit_simclr(small_encoder, IMAGES, run_dir=out / "one", batch_size=32, strategy=get_strategy(["/cpu:0"]), **common)
-two = fit_simclr(small_encoder, IMAGES, run_dir=out / "two", batch_size=16, strategy=get_strategy(["/cpu:0", "/cpu:1"]),
-                 **common)
+two = fit_simclr(small_encoder, IMAGES, run_dir=out / "two", batch_size=16, strategy=pair, **common)
 split, _ = streamed_folder(out / "data")
 counter = CountSteps()
 streamed = fit_simclr(small_encoder, split, run_dir=out / "stream", epochs=1, batch_size=6, image_shape=(16, 16, 1),
-                      strategy=get_strategy(["/cpu:0", "/cpu:1"]), callbacks=[counter], seed=1, verbose=0)
+                      strategy=pair, callbacks=[counter], seed=1, verbose=0)
 print(json.dumps({
     "replicas": two.strategy.num_replicas_in_sync,
     "loss": [one.history["loss"], two.history["loss"]],
