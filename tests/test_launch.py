@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -43,7 +42,7 @@ def job(tmp_path_factory):
     streamed input gives each worker: TFRecord shards (whole shards per
     worker) and an image folder (files per worker), 32 one-example classes
     (label i is example i). Returns the job's and the lone process's output
-    folders, the job's output and the worker scratch directories left after it.
+    folders, the job's output and the worker scratch directories it left.
     """
     from kvision.data import ImageDataset
     from kvision.data.tfrecord import write_tfrecords
@@ -58,17 +57,17 @@ def job(tmp_path_factory):
                     root / "data" / "tfrecord", shards=4)
     for split in ("train", "test"):  # one image per class folder: its class index is unique too
         write_folder(root / "data" / "folder" / split, images, labels, fmt="png")
-    (root / "two").mkdir()
-    (root / "one").mkdir()
-    scratch = set(Path(tempfile.gettempdir()).glob("kvision-worker-*"))
+    for folder in ("two", "one", "tmp"):
+        (root / folder).mkdir()
     run = dict(cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The job's own temporary folder: worker 1's scratch directories go there, apart from other jobs'.
     two = subprocess.Popen([sys.executable, "-m", "kvision.launch", "--workers", "2", "--", str(JOB), str(root / "two"),
-                            str(root / "data")], **run)
+                            str(root / "data")], **{**run, "env": {**ENV, "TMPDIR": str(root / "tmp")}})
     one = subprocess.Popen([sys.executable, str(JOB), str(root / "one")], **run)
     two_out, one_out = two.communicate(timeout=600)[0], one.communicate(timeout=600)[0]
     assert two.returncode == 0, two_out[-3000:]
     assert one.returncode == 0, one_out[-3000:]
-    left = set(Path(tempfile.gettempdir()).glob("kvision-worker-*")) - scratch
+    left = list((root / "tmp").glob("kvision-worker-*"))
     return SimpleNamespace(two=root / "two", one=root / "one", output=two_out, scratch_left=left, count=count)
 
 
