@@ -12,7 +12,9 @@ from tests.helpers import quadrant_images, run_on_two_cpus, small_cnn
 TRAIN = quadrant_images(128, seed=1)
 VAL = quadrant_images(32, seed=2)
 plain_cnn = lambda: small_cnn(batch_norm=False, dropout=0.0, dense_dropout=0.0)  # noqa: E731
-FIT = dict(batch_size=32, learning_rate=0.05, schedule="constant", crop_padding=0, flip=False, seed=3, verbose=0)
+# No TensorBoard figures: tests/train/test_tensorboard.py checks them.
+FIT = dict(batch_size=32, learning_rate=0.05, schedule="constant", crop_padding=0, flip=False, seed=3, figure_examples=0,
+           verbose=0)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from tests.helpers import quadrant_images, run_on_two_cpus, small_cnn
 
 TRAIN = quadrant_images(128, seed=1)
 VAL = quadrant_images(64, seed=2)
-DETERMINISTIC = dict(crop_padding=0, flip=False, seed=3, verbose=0)
+# No TensorBoard figures: tests/train/test_tensorboard.py checks them.
+DETERMINISTIC = dict(crop_padding=0, flip=False, seed=3, figure_examples=0, verbose=0)
 COMMON = dict(batch_size=32, learning_rate=0.05, schedule="constant", **DETERMINISTIC)
 
 
@@ -133,7 +134,7 @@ for devices, batch_size in ((["/cpu:0"], 16), (["/cpu:0", "/cpu:1"], 8)):
     result = fit_classifier(
         lambda: small_cnn(filters=(4, 8), dense_units=16, batch_norm=False, dropout=0.0, dense_dropout=0.0),
         quadrant_images(128, seed=1), run_dir=f"{run_dir}/{len(devices)}", epochs=2, batch_size=batch_size,
-        learning_rate=0.05, schedule="constant", crop_padding=0, flip=False, seed=3, verbose=0,
+        learning_rate=0.05, schedule="constant", crop_padding=0, flip=False, seed=3, figure_examples=0, verbose=0,
         strategy=get_strategy(devices), wrap=lambda student: Distiller(student, load_teacher(teacher_file), alpha=0.3),
         callbacks=[MagnitudePruning(0.5, end_step=8, frequency=2)],
     )

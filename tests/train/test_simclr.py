@@ -1,4 +1,4 @@
-"""SimCLR: the NT-Xent loss against NumPy, training, checkpoints, strategies, the linear probe."""
+"""SimCLR: the NT-Xent loss against NumPy, training, checkpoints, strategies (arrays and a stream), the linear probe."""
 
 import keras
 import numpy as np
@@ -87,36 +87,58 @@ def test_evaluate_scores_held_out_view_pairs():
 
 
 TWO_REPLICAS_SCRIPT = """
+from pathlib import Path
 import numpy as np
 from kvision.train import get_strategy
 from kvision.train.simclr import fit_simclr
+from tests.train.test_engine_streams import CountSteps
 from tests.train.test_simclr import IMAGES, small_encoder
+from tests.train.test_simclr_stream import streamed_folder
 
+out = Path(sys.argv[1])
+pair = get_strategy(["/cpu:0", "/cpu:1"])  # one strategy for both runs: a second would reuse its collective keys
 common = dict(epochs=1, optimizer="sgd", learning_rate=0.05, schedule="constant", weight_decay=0.0, seed=1, verbose=0)
-one = fit_simclr(small_encoder, IMAGES, run_dir=sys.argv[1] + "/one", batch_size=32, strategy=get_strategy(["/cpu:0"]),
-                 **common)
-two = fit_simclr(small_encoder, IMAGES, run_dir=sys.argv[1] + "/two", batch_size=16,
-                 strategy=get_strategy(["/cpu:0", "/cpu:1"]), **common)
+one = fit_simclr(small_encoder, IMAGES, run_dir=out / "one", batch_size=32, strategy=get_strategy(["/cpu:0"]), **common)
+two = fit_simclr(small_encoder, IMAGES, run_dir=out / "two", batch_size=16, strategy=pair, **common)
+split, _ = streamed_folder(out / "data")
+counter = CountSteps()
+streamed = fit_simclr(small_encoder, split, run_dir=out / "stream", epochs=1, batch_size=6, image_shape=(16, 16, 1),
+                      strategy=pair, callbacks=[counter], seed=1, verbose=0)
 print(json.dumps({
     "replicas": two.strategy.num_replicas_in_sync,
     "loss": [one.history["loss"], two.history["loss"]],
     "weights": [[w.tolist() for w in run.model.get_weights()] for run in (one, two)],
+    "stream": {"replicas": streamed.strategy.num_replicas_in_sync, "steps": counter.steps,
+               "iterations": int(counter.model.optimizer.iterations.numpy()), "loss": streamed.history["loss"]},
 }))
 """
 
 
-@pytest.mark.slow
-def test_two_replicas_match_one_device(tmp_path):
-    """Negatives are gathered across replicas and the head's BatchNorm is synchronised: the global batch decides.
+@pytest.fixture(scope="module")
+def two_replicas(tmp_path_factory):
+    """SimCLR on 1 and 2 replicas of arrays, and on 2 replicas of a streamed folder: one process for the three runs.
 
     In its own process: see ``tests.helpers.run_on_two_cpus``.
     """
-    result = run_on_two_cpus(TWO_REPLICAS_SCRIPT, tmp_path)
-    one_loss, two_loss = result["loss"]
-    assert result["replicas"] == 2 and np.all(np.isfinite(two_loss))
+    return run_on_two_cpus(TWO_REPLICAS_SCRIPT, tmp_path_factory.mktemp("simclr_replicas"))
+
+
+@pytest.mark.slow
+def test_two_replicas_match_one_device(two_replicas):
+    """Negatives are gathered across replicas and the head's BatchNorm is synchronised: the global batch decides."""
+    one_loss, two_loss = two_replicas["loss"]
+    assert two_replicas["replicas"] == 2 and np.all(np.isfinite(two_loss))
     np.testing.assert_allclose(two_loss, one_loss, rtol=1e-4)
-    for a, b in zip(*result["weights"]):
+    for a, b in zip(*two_replicas["weights"]):
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_replicas_train_on_a_stream(two_replicas):
+    """Each of 2 replicas gets 6 images a step of the 24-image folder: a global batch of 12, so 24 // 12 steps an epoch."""
+    run = two_replicas["stream"]
+    assert run["replicas"] == 2 and run["steps"] == [2] and run["iterations"] == 2
+    assert np.isfinite(run["loss"][0]) and run["loss"][0] > 0
 
 
 def test_mixed_precision_scales_the_loss(tmp_path):

@@ -1,4 +1,7 @@
-"""SimCLR on a streamed image folder: steps from its count, a finished run loaded, 2 replicas, bad images, errors."""
+"""SimCLR on a streamed image folder: steps from its count, a finished run loaded, bad images, errors.
+
+Its run on 2 replicas shares the two-replica process of tests/train/test_simclr.py.
+"""
 
 import csv
 import re
@@ -11,7 +14,7 @@ from kvision.data.folder import open_folder
 from kvision.errors import DataError, ModelError
 from kvision.train.simclr import fit_simclr
 from tests.data.streams import CORRUPT, write_folder
-from tests.helpers import quadrant_images, run_on_two_cpus
+from tests.helpers import quadrant_images
 from tests.train.test_engine_streams import CountSteps
 from tests.train.test_simclr import IMAGES, small_encoder
 
@@ -47,36 +50,6 @@ def test_a_streamed_folder_trains_count_over_batch_steps_and_a_finished_run_load
     assert again.history == {}, "a finished run is loaded, not trained again"
     for a, b in zip(again.model.get_weights(), result.model.get_weights()):
         np.testing.assert_array_equal(a, b)
-
-
-TWO_REPLICAS_SCRIPT = """
-from pathlib import Path
-import numpy as np
-import tensorflow as tf
-from kvision.train.simclr import fit_simclr
-from tests.train.test_engine_streams import CountSteps
-from tests.train.test_simclr import small_encoder
-from tests.train.test_simclr_stream import streamed_folder
-
-split, _ = streamed_folder(Path(sys.argv[1]) / "data")
-counter = CountSteps()
-result = fit_simclr(small_encoder, split, run_dir=Path(sys.argv[1]) / "run", epochs=1, batch_size=6,
-                    image_shape=(16, 16, 1), strategy=tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
-                    callbacks=[counter], seed=1, verbose=0)
-print(json.dumps({"replicas": result.strategy.num_replicas_in_sync, "steps": counter.steps,
-                  "iterations": int(counter.model.optimizer.iterations.numpy()), "loss": result.history["loss"]}))
-"""
-
-
-@pytest.mark.slow
-def test_two_replicas_train_on_a_stream(tmp_path):
-    """Each of 2 replicas gets 6 images a step: a global batch of 12, so 24 // 12 steps an epoch.
-
-    In its own process: see ``tests.helpers.run_on_two_cpus``.
-    """
-    run = run_on_two_cpus(TWO_REPLICAS_SCRIPT, tmp_path)
-    assert run["replicas"] == 2 and run["steps"] == [2] and run["iterations"] == 2
-    assert np.isfinite(run["loss"][0]) and run["loss"][0] > 0
 
 
 def test_a_bad_image_stops_pretraining_naming_its_file(tmp_path):
