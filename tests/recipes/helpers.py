@@ -7,6 +7,7 @@ End-to-end runs use a fresh interpreter (``run_recipe``); the quick cases
 
 import io
 import json
+import os
 import runpy
 import subprocess
 import sys
@@ -43,3 +44,14 @@ def summary_of(stdout):
     """The JSON summary a recipe prints before its summary table: the last object that starts a line."""
     text = "\n" + stdout
     return json.JSONDecoder().raw_decode(text, text.rindex("\n{\n") + 1)[0]
+
+
+def run_kvision(*args, cwd, env=None, timeout=300):
+    """``CompletedProcess`` of ``python -m kvision ARGS`` in ``cwd``, this checkout first on the path.
+
+    TensorFlow's log level is left to the command (conftest sets it; a user's shell does not).
+    """
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return subprocess.run([sys.executable, "-m", "kvision", *map(str, args)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)

@@ -1,9 +1,11 @@
-"""The ``kvision`` command: dispatch, help with every default, a quiet start, ``kvision runs``/``models``, ``--config``."""
+"""The ``kvision`` command: dispatch, help with every default, a quiet start, ``kvision runs``/``models``, ``--config``.
+
+``kvision train`` end to end is the fashion run of test_classification_recipes.py.
+"""
 
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -15,19 +17,7 @@ from kvision.models import build
 from kvision.recipes import RECIPES
 from kvision.recipes.common import add_run_arguments, parse_recipe_args
 from kvision.recipes.inventory import model_rows, runs_table
-from tests.data.writers import write_idx_dataset
-from tests.helpers import quadrant_examples
-from tests.recipes.helpers import ROOT, summary_of
-
-NOISE = ("absl::InitializeLog", "cudart_stub", "cuInit", "cpu_feature_guard", "oneDNN")
-
-
-def kvision(*args, cwd, env=None, timeout=300):
-    """``python -m kvision ARGS`` in ``cwd`` with this checkout first on the path; TF's log level left to the command."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # conftest sets it; a user's shell does not
-    return subprocess.run([sys.executable, "-m", "kvision", *map(str, args)], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+from tests.recipes.helpers import ROOT, run_kvision
 
 
 def imports_tensorflow(code, cwd):
@@ -125,8 +115,11 @@ def lazy_root(tmp_path_factory):
         pytest.xfail("`import kvision` still imports TensorFlow (the lazy package root is another branch of issue 21)")
 
 
-def test_quiet_tensorflow_hides_every_start_up_line(tmp_path):
-    """The mechanism alone (kvision/console.py loaded by path, so no package import runs first), through a first op."""
+def test_quiet_tensorflow_hides_every_start_up_line_and_verbose_shows_them(tmp_path):
+    """The mechanism alone (kvision/console.py loaded by path, so no package import runs first), through a first op.
+
+    A recipe run's quiet start is checked on the ``kvision train fashion_mnist`` run of test_classification_recipes.py.
+    """
     code = (f"import importlib.util\nspec = importlib.util.spec_from_file_location('console', {str(ROOT / 'kvision' / 'console.py')!r})\n"
             "console = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(console)\n"
             "assert console.quiet_tensorflow([])\nimport tensorflow as tf\nprint(float(tf.reduce_sum(tf.ones(3))))")
@@ -134,19 +127,10 @@ def test_quiet_tensorflow_hides_every_start_up_line(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "3.0", done.stderr[-2000:]
     assert done.stderr == ""
-    loud = subprocess.run([sys.executable, "-c", "import tensorflow as tf\nprint(float(tf.reduce_sum(tf.ones(3))))"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert "cudart_stub" in loud.stderr or "absl::InitializeLog" in loud.stderr or "cuInit" in loud.stderr, \
-        "without it, this machine shows the noise (else the test above proves nothing here)"
-
-
-def test_a_recipe_help_starts_without_tensorflow_noise(tmp_path, lazy_root):
-    done = kvision("train", "fashion_mnist", "--help", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.startswith("usage: kvision train fashion_mnist")
-    assert not [line for line in done.stderr.splitlines() if any(noise in line for noise in NOISE)], done.stderr
-    verbose = kvision("train", "fashion_mnist", "--help", "--verbose", cwd=tmp_path)
-    assert "cudart_stub" in verbose.stderr or "absl::InitializeLog" in verbose.stderr, "--verbose shows it"
+    verbose = run_kvision("train", "fashion_mnist", "--help", "--verbose", cwd=tmp_path)
+    assert verbose.returncode == 0 and verbose.stdout.startswith("usage: kvision train fashion_mnist"), verbose.stderr
+    assert "cudart_stub" in verbose.stderr or "absl::InitializeLog" in verbose.stderr, \
+        "--verbose shows it (so this machine shows the noise: the quiet runs prove something here)"
 
 
 def test_help_and_launch_help_import_no_tensorflow(tmp_path, lazy_root):
@@ -206,7 +190,7 @@ def test_runs_lists_each_run_with_its_figures_and_export(tmp_path):
                                                    "0.7000", "word_error_rate", "0.3100", "rejected", "v3"]
     assert rows[str(runs / "ssl")].split()[1:] == ["simclr", "mnist", "resnet20", "-", "-", "-", "not", "exported"]
 
-    done = kvision("runs", "runs", cwd=tmp_path)
+    done = run_kvision("runs", "runs", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     shown = done.stdout.splitlines()
     assert [line.split() for line in shown[:1] + shown[2:]] == [
@@ -272,24 +256,3 @@ def test_runs_names_an_unreadable_run_and_still_lists_the_others(tmp_path):
     assert f"{runs / 'killed' / 'config.json'} is not readable JSON" in skipped[1]
     assert f"{runs / 'listed' / 'config.json'} holds a JSON list, expected an object" in skipped[2]
     assert f"{runs / 'bad_report' / 'evaluation' / 'report.json'} is not readable JSON" in skipped[0]
-
-
-def test_kvision_train_records_its_command_and_runs_lists_it(tmp_path):
-    write_idx_dataset(tmp_path / "data", train_count=96, test_count=32, examples=quadrant_examples)
-    done = kvision("train", "fashion_mnist", "--data-dir", "data", "--epochs", 1, "--batch-size", 32,
-                   "--validation-size", 32, "--run-dir", "runs/fm", "--export-dir", "exports", "--version", 4,
-                   "--tflite", "", cwd=tmp_path, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
-    first = done.stdout.splitlines()
-    assert first[0].startswith("model: cnn, ") and "parameters, input (28, 28, 1)" in first[0]
-    assert first[1].startswith("data: fashion_mnist from ")
-    assert first[2].startswith("devices: ") and first[3] == "run: runs/fm: a new run"
-    summary = summary_of(done.stdout)
-    tail = done.stdout[done.stdout.rindex("\n}\n"):]
-    assert re.search(rf"\n\s*test_accuracy\s+{round(summary['test_accuracy'], 4)}\n", tail)
-    assert "tensorboard --logdir runs/fm" in tail and "exports/fashion_mnist_cnn/4 (BLESSED, published)" in tail
-    config = json.loads((tmp_path / "runs" / "fm" / "config.json").read_text())
-    assert config["command"].startswith("kvision train fashion_mnist --data-dir data") and config["name"] == "fashion_mnist_cnn"
-    row = runs_table(tmp_path / "runs", base=tmp_path).splitlines()[2].split()
-    assert row[1:5] == ["fashion_mnist", "fashion_mnist", "cnn", "1"] and row[-2:] == ["BLESSED", "v4"]
-    assert row[7:9] == ["accuracy", f"{summary['test_accuracy']:.4f}"]

@@ -22,7 +22,7 @@ def transfer():
 
 def jpeg_folder(root):
     """train/c*/ and test/c*/ JPEGs of quadrant images at ``SIZE`` px."""
-    for split, count, seed in (("train", 48, 1), ("test", 16, 2)):
+    for split, count, seed in (("train", 32, 1), ("test", 12, 2)):
         write_folder(root / split, *quadrant_images(count, size=SIZE, channels=3, seed=seed))
     return root
 
@@ -60,7 +60,7 @@ def test_fine_tunes_from_the_weights_file_on_inception_crops_and_exports(transfe
     export = tmp_path / "exports" / "folder_mobilenetv2" / "2"
     evaluation = json.loads((export / "evaluation.json").read_text())
     assert (export / "BLESSED").exists() and evaluation["eval_crop"] == "center"
-    assert json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())["num_examples"] == 16
+    assert json.loads((tmp_path / "run" / "evaluation" / "report.json").read_text())["num_examples"] == 12
 
 
 def test_imagenet_weights_offline_get_one_line_and_no_output(tmp_path, monkeypatch):
