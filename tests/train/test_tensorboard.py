@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
-from tensorboard.backend.event_processing import event_accumulator as ea
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.graph import graphs_plugin
 from tensorboard.plugins.hparams import api_pb2
@@ -16,8 +15,7 @@ from kvision.errors import ModelError
 from kvision.train import fit_classifier
 from kvision.train.tensorboard import (confusion_counts, confusion_figure, display_images, hparam_values,
                                        log_test_metrics, parse_profile_batches)
-from tests.data.streams import memory_split
-from tests.helpers import EVERYTHING, quadrant_images, run_on_two_cpus, small_cnn, summary_events as events
+from tests.helpers import quadrant_images, run_on_two_cpus, small_cnn, summary_events as events
 from tests.train.tensorboard_checks import assert_engine_board
 
 TRAIN = quadrant_images(64, seed=1)
@@ -194,7 +192,8 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator as ea
 from kvision.train import fit_classifier
 from tests.data.streams import memory_split
-from tests.train.test_tensorboard import COMMON, EVERYTHING, TRAIN, VAL, pngs
+from tests.helpers import EVERYTHING
+from tests.train.test_tensorboard import COMMON, TRAIN, VAL, pngs
 from tests.helpers import small_cnn
 run_dir = Path(sys.argv[1])
 fit_classifier(small_cnn, memory_split(*TRAIN), memory_split(*VAL), run_dir=run_dir, figure_examples=20,
