@@ -192,9 +192,8 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator as ea
 from kvision.train import fit_classifier
 from tests.data.streams import memory_split
-from tests.helpers import EVERYTHING
+from tests.helpers import EVERYTHING, small_cnn
 from tests.train.test_tensorboard import COMMON, TRAIN, VAL, pngs
-from tests.helpers import small_cnn
 run_dir = Path(sys.argv[1])
 fit_classifier(small_cnn, memory_split(*TRAIN), memory_split(*VAL), run_dir=run_dir, figure_examples=20,
                strategy=tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), **{**COMMON, "batch_size": 8})
