@@ -1,9 +1,9 @@
 """A small classifier trained well enough that its decisions are stable under quantisation, and its exports.
 
 The exports are session fixtures read by several modules (test_push,
-test_onnx, test_rest), which share the ``CLASSIFIER_EXPORTS`` xdist group:
-each export (a SavedModel, TFLite and ONNX conversions, a fresh TensorFlow
-process) is made once.
+test_onnx, test_rest): each export (a SavedModel, TFLite and ONNX
+conversions, a fresh TensorFlow process) is made once per pytest-xdist
+worker that runs one of those files.
 """
 
 import keras

@@ -7,8 +7,6 @@ from kvision.export.onnx_export import ONNX_PACKAGES
 
 CLASS_NAMES = ["top-left", "top-right", "bottom-left", "bottom-right"]
 HAVE_ONNX = all(importlib.util.find_spec(name) for name in ONNX_PACKAGES)
-# The modules reading the classifier exports of tests/export/conftest.py run on one xdist worker, so each export is made once.
-CLASSIFIER_EXPORTS = "tests/export:classifier-exports"
 
 
 def export(model, quadrants, base, **options):

@@ -14,10 +14,8 @@ from kvision.export.cli import main
 from kvision.export.onnx_export import ONNX_OPSET, ONNXClassifier
 from kvision.models import build
 from kvision.recipes.common import add_export_arguments, check_export_arguments
-from tests.export.helpers import CLASSIFIER_EXPORTS
 
 INSTALL = 'pip install "kvision[onnx]"'
-pytestmark = pytest.mark.xdist_group(CLASSIFIER_EXPORTS)
 
 
 def test_a_classifier_exports_model_onnx_matching_keras_and_is_blessed(blessed, trained_cnn, quadrants):

@@ -18,10 +18,9 @@ from kvision.errors import ExportError
 from kvision.export import files, read_warmup, versions
 from kvision.export.saved_model import next_version
 from tests import bombs
-from tests.export.helpers import CLASS_NAMES, CLASSIFIER_EXPORTS, HAVE_ONNX, crash_serving_check, export
+from tests.export.helpers import CLASS_NAMES, HAVE_ONNX, crash_serving_check, export
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.xdist_group(CLASSIFIER_EXPORTS)
 
 
 def test_a_blessed_version_holds_everything_a_deployment_needs(blessed):

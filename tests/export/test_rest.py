@@ -14,9 +14,7 @@ import pytest
 import tensorflow as tf
 
 from kvision.export.saved_model import encode_png
-from tests.export.helpers import CLASS_NAMES, CLASSIFIER_EXPORTS
-
-pytestmark = pytest.mark.xdist_group(CLASSIFIER_EXPORTS)
+from tests.export.helpers import CLASS_NAMES
 
 
 def _tensor_value(value, dtype):
