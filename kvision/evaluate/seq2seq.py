@@ -17,8 +17,8 @@ import tensorflow as tf
 from kvision.data.text import START_ID, group_references, text_pipeline
 from kvision.evaluate.plots import plot_attention, plot_training_curves, read_history
 from kvision.models.decoding import attention_weights, strip_special
-from kvision.train.tensorboard import log_test_metrics
 from kvision.models.seq2seq import seq2seq_parts
+from kvision.train.tensorboard import log_test_metrics
 
 
 def sequence_error_rates(hypotheses, references):
