@@ -1,6 +1,7 @@
 """The callbacks every training run gets.
 
-TensorBoard for watching (scalars each epoch, the learning rate, the train
+TensorBoard for watching (scalars each epoch, the learning rate, the
+training time so far, the train
 step's graph, the run's settings as HParams, the profiler when asked: see
 ``kvision.train.tensorboard``),
 ``BackupAndRestore`` so a killed run resumes at the epoch it reached, best and
@@ -15,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 import keras
@@ -55,17 +57,52 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+class TrainingClock(keras.callbacks.Callback):
+    """Adds ``train_seconds`` to each epoch's logs: wall seconds of training so far, across resumes.
+
+    Counted from the start of ``fit`` (tracing, validation and callbacks
+    included) and added to the last value the run's CSV history holds, so a
+    resumed run's curve of accuracy against time goes on where it stopped (the
+    interrupted epoch's lost seconds are not counted). Time to accuracy, the
+    measure of DAWNBench and airbench, is read from history.csv.
+    """
+
+    def __init__(self, history_csv):
+        super().__init__()
+        self.history_csv = Path(history_csv)
+        self.offset = self.start = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.offset = last_logged(self.history_csv, "train_seconds") or 0.0
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["train_seconds"] = round(self.offset + time.perf_counter() - self.start, 3)
+
+
+def logged_values(history_csv, column):
+    """The numbers of ``column`` in a CSV history, in epoch order; "NA", empty and NaN cells left out."""
+    if not Path(history_csv).exists():
+        return []
+    with open(history_csv, newline="") as f:
+        values = [float(row[column]) for row in csv.DictReader(f) if row.get(column) not in (None, "", "NA")]
+    return [v for v in values if not math.isnan(v)]
+
+
+def last_logged(history_csv, column):
+    """The last number of ``column`` in a CSV history, or None."""
+    values = logged_values(history_csv, column)
+    return values[-1] if values else None
+
+
 def best_so_far(history_csv, monitor, mode="max"):
     """The best (highest, or lowest for ``mode="min"``) ``monitor`` value logged in ``history_csv``, or None.
 
     A resumed run hands it to ``ModelCheckpoint`` so that the best checkpoint of
     the epochs before the interruption is only replaced by a better one.
     """
-    if not Path(history_csv).exists():
-        return None
-    with open(history_csv, newline="") as f:
-        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor) not in (None, "", "NA")]
-    values = [v for v in values if not math.isnan(v)]
+    values = logged_values(history_csv, monitor)
     return (max if mode == "max" else min)(values) if values else None
 
 
@@ -219,6 +256,7 @@ def make_callbacks(run_dir, out_dir=None, *, monitor="val_accuracy", mode="max",
     start_history(backup, out["history"], out["finished"])
     callbacks = [
         LearningRateLogger(),
+        TrainingClock(out["history"]),
         *tensorboard_callbacks(out["logs"], input_spec=input_spec, hparams=hparams, profile_batches=profile_batches),
         NetworkCheckpoint(
             str(out["best"]),

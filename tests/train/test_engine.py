@@ -1,5 +1,6 @@
 """The engine: strategies agree, runs resume, options take effect."""
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +13,7 @@ import tensorflow as tf
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.train import Distiller, apply_weight_decay, compile_run, fit_classifier, fit_or_load, get_strategy
-from kvision.train.callbacks import best_so_far, epoch_weights_path, run_paths
+from kvision.train.callbacks import TrainingClock, best_so_far, epoch_weights_path, run_paths
 from kvision.train.engine import average_epoch_weights, finished_checkpoint
 from tests.helpers import quadrant_images, small_cnn
 
@@ -82,8 +83,11 @@ def test_interrupted_run_resumes_at_the_epoch_it_reached(interrupted, tmp_path):
 
     resumed = fit_classifier(small_cnn, TRAIN, VAL, run_dir=run_dir, **RESUMABLE)
     assert len(resumed.history["loss"]) == 1, "epochs 0 and 1 must not run again"
-    epochs = [int(line.split(",")[0]) for line in (run_dir / "history.csv").read_text().splitlines()[1:]]
-    assert epochs == [0, 1, 2]
+    with open(run_dir / "history.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    seconds = [float(row["train_seconds"]) for row in rows]
+    assert 0 < seconds[0] < seconds[1] < seconds[2], "training time goes on from the interrupted run's"
     assert not (run_dir / "backup").exists(), "a finished run removes its backup"
     assert resumed.history["val_accuracy"][-1] >= 0.5, "quadrant images are easy to learn"
     # The best checkpoint is the best of all three epochs, not of the one after the resume.
@@ -94,6 +98,24 @@ def test_interrupted_run_resumes_at_the_epoch_it_reached(interrupted, tmp_path):
     assert (run_dir / "checkpoints" / "last.keras").exists()
     for a, b in zip(best.get_weights(), resumed.model.get_weights()):
         np.testing.assert_array_equal(a, b, "the returned model holds the best weights")
+
+
+def test_the_training_clock_adds_this_fit_to_the_time_the_history_holds(tmp_path, monkeypatch):
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,train_seconds\n0,1.0,4.5\n1,0.9,NA\n2,0.8,10.25\n")
+    clock = TrainingClock(history)
+    ticks = iter([100.0, 107.0, 111.5])
+    monkeypatch.setattr("kvision.train.callbacks.time.perf_counter", lambda: next(ticks))
+    clock.on_train_begin()
+    logs = [{}, {}]
+    clock.on_epoch_end(3, logs[0])
+    clock.on_epoch_end(4, logs[1])
+    assert [log["train_seconds"] for log in logs] == [17.25, 21.75]
+    fresh = TrainingClock(tmp_path / "none.csv")
+    monkeypatch.setattr("kvision.train.callbacks.time.perf_counter", iter([5.0, 6.5]).__next__)
+    fresh.on_train_begin()
+    fresh.on_epoch_end(0, logs[0])
+    assert logs[0]["train_seconds"] == 1.5
 
 
 def test_learning_rate_follows_the_schedule_into_the_history(tmp_path):
