@@ -18,7 +18,7 @@ import difflib
 import importlib
 import sys
 
-from kvision.console import quiet_tensorflow
+from kvision.console import start_tensorflow
 from kvision.recipes import RECIPES
 
 # name: ("module:function" called with the remaining arguments, whether it uses TensorFlow, one line of help)
@@ -83,11 +83,11 @@ def data(argv):
 def run_command(target, words, argv, *, tensorflow):
     """Call ``target`` with ``argv`` as the command ``kvision WORDS…``: its help and recorded command line say so.
 
-    A command that uses TensorFlow gets a quiet start (``quiet_tensorflow``)
+    A command that uses TensorFlow gets oneDNN kernels and a quiet start (``start_tensorflow``)
     unless ``--verbose`` is among ``argv`` or ``TF_CPP_MIN_LOG_LEVEL`` is set.
     """
     if tensorflow:
-        quiet_tensorflow(argv)
+        start_tensorflow(argv)
     sys.argv = [" ".join(["kvision", *words]), *argv]
     return resolve(target)(argv)
 

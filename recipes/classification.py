@@ -9,9 +9,9 @@ The recipe's code is ``kvision/recipes/classification.py``, installed with the p
 ``kvision train classification …`` runs the same; ``--help`` explains every flag.
 """
 
-from kvision.console import quiet_tensorflow
+from kvision.console import start_tensorflow
 
-quiet_tensorflow()  # before TensorFlow is imported: hides its C++ start-up lines (not with --verbose)
+start_tensorflow()  # before TensorFlow is imported: oneDNN kernels on, its C++ start-up lines hidden (not with --verbose)
 
 from kvision.recipes.classification import main  # noqa: E402
 

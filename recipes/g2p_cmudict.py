@@ -7,9 +7,9 @@ The recipe's code is ``kvision/recipes/g2p_cmudict.py``, installed with the pack
 ``kvision train g2p_cmudict …`` runs the same; ``--help`` explains every flag.
 """
 
-from kvision.console import quiet_tensorflow
+from kvision.console import start_tensorflow
 
-quiet_tensorflow()  # before TensorFlow is imported: hides its C++ start-up lines (not with --verbose)
+start_tensorflow()  # before TensorFlow is imported: oneDNN kernels on, its C++ start-up lines hidden (not with --verbose)
 
 from kvision.recipes.g2p_cmudict import main  # noqa: E402
 

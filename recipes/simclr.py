@@ -8,9 +8,9 @@ The recipe's code is ``kvision/recipes/simclr.py``, installed with the package:
 ``kvision train simclr …`` runs the same; ``--help`` explains every flag.
 """
 
-from kvision.console import quiet_tensorflow
+from kvision.console import start_tensorflow
 
-quiet_tensorflow()  # before TensorFlow is imported: hides its C++ start-up lines (not with --verbose)
+start_tensorflow()  # before TensorFlow is imported: oneDNN kernels on, its C++ start-up lines hidden (not with --verbose)
 
 from kvision.recipes.simclr import main  # noqa: E402
 

@@ -9,6 +9,9 @@ import os
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# oneDNN's CPU kernels, as kvision's commands turn them on (kvision.console.use_onednn): the tests, and the
+# recipe processes they start, run the kernels users get.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import tensorflow as tf  # noqa: E402
 

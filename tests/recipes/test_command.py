@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from kvision.cli import main
-from kvision.console import HelpFormatter, quiet_tensorflow
+from kvision.console import HelpFormatter, quiet_tensorflow, use_onednn
 from kvision.models import build
 from kvision.recipes import RECIPES
 from kvision.recipes.common import add_run_arguments, parse_recipe_args
@@ -108,6 +108,13 @@ def test_quiet_tensorflow_leaves_a_chosen_level_verbose_and_a_late_call_alone(mo
     assert quiet_tensorflow([], environ) is False and environ == {}, "TensorFlow is imported in this process"
 
 
+def test_onednn_is_left_as_the_user_chose_and_a_late_call_alone():
+    environ = {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert use_onednn(environ) is False and environ == {"TF_ENABLE_ONEDNN_OPTS": "0"}
+    environ = {}
+    assert use_onednn(environ) is False and environ == {}, "TensorFlow is imported in this process"
+
+
 @pytest.fixture(scope="module")
 def lazy_root(tmp_path_factory):
     """Skip-as-xfail unless ``import kvision`` leaves TensorFlow unimported (the lazy root of issue 21's other branch)."""
@@ -115,17 +122,19 @@ def lazy_root(tmp_path_factory):
         pytest.xfail("`import kvision` still imports TensorFlow (the lazy package root is another branch of issue 21)")
 
 
-def test_quiet_tensorflow_hides_every_start_up_line_and_verbose_shows_them(tmp_path):
+def test_a_command_starts_tensorflow_quiet_with_onednn_and_verbose_shows_the_noise(tmp_path):
     """The mechanism alone (kvision/console.py loaded by path, so no package import runs first), through a first op.
 
     A recipe run's quiet start is checked on the ``kvision train fashion_mnist`` run of test_classification_recipes.py.
     """
     code = (f"import importlib.util\nspec = importlib.util.spec_from_file_location('console', {str(ROOT / 'kvision' / 'console.py')!r})\n"
             "console = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(console)\n"
-            "assert console.quiet_tensorflow([])\nimport tensorflow as tf\nprint(float(tf.reduce_sum(tf.ones(3))))")
-    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+            "assert console.start_tensorflow([])\nimport tensorflow as tf\n"
+            "from tensorflow.python.util import _pywrap_util_port\n"
+            "print(float(tf.reduce_sum(tf.ones(3))), _pywrap_util_port.IsMklEnabled())")
+    env = {key: value for key, value in os.environ.items() if key not in ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")}
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip() == "3.0", done.stderr[-2000:]
+    assert done.returncode == 0 and done.stdout.strip() == "3.0 True", done.stderr[-2000:]
     assert done.stderr == ""
     verbose = run_kvision("train", "fashion_mnist", "--help", "--verbose", cwd=tmp_path)
     assert verbose.returncode == 0 and verbose.stdout.startswith("usage: kvision train fashion_mnist"), verbose.stderr
