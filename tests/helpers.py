@@ -20,13 +20,20 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 """
 
 
-def quadrant_images(n, *, size=16, channels=1, num_classes=4, seed=0):
-    """``n`` noisy uint8 images whose class is the bright quadrant (0..3), and their labels."""
+def quadrant_images(n, *, size=16, channels=1, num_classes=4, seed=0, bands=False):
+    """``n`` noisy uint8 images whose class is the bright quadrant (0..3), and their labels.
+
+    ``bands``: the bright part is a horizontal band instead (class 0 on top),
+    so a left-right mirror keeps the class (flips, test-time flip averaging).
+    """
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, num_classes, n)
     images = rng.integers(0, 60, (n, size, size, channels))
-    half = size // 2
+    half, quarter = size // 2, size // 4
     for i, label in enumerate(labels):
+        if bands:
+            images[i, (int(label) % 4) * quarter : (int(label) % 4 + 1) * quarter] += 150
+            continue
         row, col = divmod(int(label) % 4, 2)
         images[i, row * half : (row + 1) * half, col * half : (col + 1) * half] += 150
     return images.astype(np.uint8), labels.astype(np.int64)
@@ -71,6 +78,11 @@ def run_evaluate(argv, capsys):
 def quadrant_examples(count, size, channels, num_classes, seed):
     """``quadrant_images`` in the signature the format writers of tests/data/writers.py take."""
     return quadrant_images(count, size=size, channels=channels, seed=seed)
+
+
+def band_examples(count, size, channels, num_classes, seed):
+    """``quadrant_images(bands=True)`` in the signature of ``quadrant_examples``: classes a mirror keeps."""
+    return quadrant_images(count, size=size, channels=channels, seed=seed, bands=True)
 
 
 def run_on_two_cpus(script, *args, timeout=300):

@@ -5,7 +5,7 @@ import numpy as np
 from keras import layers
 
 from kvision.errors import ModelError
-from kvision.layers import preprocess
+from kvision.layers import MirrorImages, preprocess
 
 
 def require(ok, expected, **received):
@@ -74,3 +74,16 @@ def classifier_backbone(classifier, name=None):
 def classifier_logits(x, num_classes):
     """The final ``Dense`` named ``"logits"``, kept float32 under mixed precision."""
     return layers.Dense(num_classes, dtype="float32", name="logits")(x)
+
+
+def flip_averaged(classifier):
+    """``classifier`` with test-time flip augmentation: the mean of its logits on each image and on its mirror.
+
+    One model, sharing the classifier's weights (nested, not copied), so the
+    evaluation, the SavedModel and the TFLite files all hold both passes and a
+    server needs nothing else; it costs two forward passes per image. Keep
+    training the plain ``classifier``: this model is for evaluation and export.
+    """
+    inputs = keras.Input(shape=classifier.input_shape[1:], dtype="float32", name="image")
+    logits = layers.Average(name="logits")([classifier(inputs), classifier(MirrorImages(name="mirror")(inputs))])
+    return keras.Model(inputs, logits, name=f"{classifier.name}_flip_tta")

@@ -18,11 +18,12 @@ from kvision.errors import ModelError
 _REGISTRY = {}
 
 
-def register_model(name, builder=None, *, task="classifier", **defaults):
+def register_model(name, builder=None, /, *, task="classifier", **defaults):
     """Register ``builder`` under ``name`` for ``task`` with default keyword options.
 
     Usable directly, ``register_model("resnet20", build_cifar_resnet, depth=20)``,
-    or as a decorator, ``@register_model("cnn")``.
+    or as a decorator, ``@register_model("cnn")``. The name and builder are
+    positional-only, so the defaults may set the built model's ``name``.
     """
     if builder is None:
         return lambda fn: register_model(name, fn, task=task, **defaults)

@@ -32,7 +32,7 @@ from kvision.data.stream_checks import naming_bad_images, sample_arrays, sample_
 from kvision.errors import DataError
 from kvision.evaluate import evaluate_classifier, robustness_report
 from kvision.models import build, get_builder, list_models
-from kvision.models.common import is_positive_int, require
+from kvision.models.common import flip_averaged, is_positive_int, require
 from kvision.recipes.common import (add_export_arguments, add_run_arguments, add_speed_arguments, announce_model,
                                     check_export_arguments, export_for_dataset, finish, open_recipe_run, recipe_parser,
                                     run_recipe, tensorboard_options, training_command)
@@ -44,7 +44,8 @@ from kvision.train.schedules import SCHEDULES
 ROBUSTNESS_STEPS = 20
 INCEPTION_MIN_SIZE = 64  # --crop auto: Inception crops for streamed images of at least this side
 # Settings a run may be resumed with other values of: evaluation only, or where the same examples come from.
-EVALUATION_ONLY = ("robustness_eps", "robustness_examples", "data_service")
+EVALUATION_ONLY = ("robustness_eps", "robustness_examples", "data_service", "tta")
+TTA = ("none", "flip")
 
 
 def build_parser(description, defaults):
@@ -84,6 +85,9 @@ def build_parser(description, defaults):
     augment.add_argument("--crop-padding", type=int, help="pad-and-random-crop padding, pixels (0: off)")
     augment.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
     augment.add_argument("--cutout", type=int, help="side of a random erased square, pixels (0: off)")
+    augment.add_argument("--tta", choices=TTA,
+                         help="test-time augmentation of the evaluated and exported model; flip: the mean of the "
+                              "logits of each image and its mirror (one model, two forward passes per image)")
 
     adversarial = parser.add_argument_group("adversarial (EPS is a fraction of the 0..255 range: 0.1 = 25.5 levels)")
     adversarial.add_argument("--adversarial-eps", type=float, metavar="EPS",
@@ -116,6 +120,7 @@ def build_parser(description, defaults):
             "label_smoothing": 0.0,
             "crop_padding": 4,
             "cutout": 0,
+            "tta": "none",
             "seed": 0,
             "adversarial_steps": 7,
             "robustness_examples": 1000,
@@ -174,14 +179,15 @@ def resolve_crop(args, streamed, image_shape):
 
 
 def augmentation_summary(args):
-    """What training augmentation does, in words: ``"pad-4 crops, flips, cutout 8"``, ``"none"``."""
+    """What augmentation does, in words: ``"pad-4 crops, flips, cutout 8"``, ``"none"``, ``"flips; test-time flip averaging"``."""
     if args.crop == "pad":
         crops = [f"pad-{args.crop_padding} crops"] if args.crop_padding else []
     else:
         crops = [f"{args.crop} crops"]
     cutout = getattr(args, "cutout", 0)  # transfer.py has no --cutout
     parts = crops + ["flips"] * bool(args.flip) + [f"cutout {cutout}"] * bool(cutout)
-    return ", ".join(parts) or "none"
+    tested = "; test-time flip averaging" if getattr(args, "tta", "none") == "flip" else ""  # transfer.py has no --tta
+    return (", ".join(parts) or "none") + tested
 
 
 @dataclasses.dataclass
@@ -351,17 +357,18 @@ def run(args, *, rules):
         **data.fit_options(args),
     )
     train_seconds = time.time() - start
-    report = evaluate_test(result.model, data, run_dir)
+    model = flip_averaged(result.model) if args.tta == "flip" else result.model  # what is tested is what is served
+    report = evaluate_test(model, data, run_dir)
     export = robustness = None
     if is_chief():
         if args.robustness_eps:
             attacked = (sample_arrays(data.test, data.image_shape, args.robustness_examples, seed=None,
                                       **data.stream_options)
                         if data.streamed else [split[: args.robustness_examples] for split in data.test])
-            robustness = robustness_report(result.model, *attacked, epsilons=args.robustness_eps,
+            robustness = robustness_report(model, *attacked, epsilons=args.robustness_eps,
                                            steps=ROBUSTNESS_STEPS, out_dir=run_dir / "evaluation")
-        export = export_trained(result.model, data, args, report, name=name)
-    summary = summarise(data, report, run_dir=run_dir, train_seconds=train_seconds, model=args.model)
+        export = export_trained(model, data, args, report, name=name)
+    summary = summarise(data, report, run_dir=run_dir, train_seconds=train_seconds, model=args.model, tta=args.tta)
     if robustness:
         epsilons = [f"{epsilon:g}" for epsilon in robustness["epsilons"]]
         summary["robustness"] = {

@@ -14,14 +14,11 @@ from tests.helpers import quadrant_images, small_cnn
 OPTIONS = dict(num_classes=4, latent_dim=2, num_samples=360, epochs=1, batch_size=8, flip=False)
 
 
-def test_the_classifier_is_trained_as_the_fashion_mnist_recipe_trains_it(monkeypatch):
+def test_the_classifier_is_trained_as_the_fashion_mnist_recipe_trains_its_classic_cnn():
     from kvision.recipes import classification, fashion_mnist
 
-    defaults = {}
-    monkeypatch.setattr(classification, "main", lambda argv=None, *, description, **recipe: defaults.update(recipe))
-    fashion_mnist.main()
-    args = classification.build_parser("", defaults).parse_args([])
-    assert args.model == "cnn" and args.epochs == EPOCHS and args.seed == 0
+    args = classification.build_parser("", fashion_mnist.DEFAULTS).parse_args(fashion_mnist.CLASSIC)
+    assert args.model == "cnn" and args.epochs == EPOCHS and args.seed == 0 and args.tta == "none"
     assert round(VALIDATION_SHARE * 60_000) == args.validation_size == 5000
     assert CLASSIFIER_SETTINGS == {
         "batch_size": args.batch_size, "optimizer": args.optimizer, "learning_rate": args.lr,

@@ -15,6 +15,7 @@ NUM_CLASSES = 7
 # registered siblings repeat, so its save/load and config round trips stand for theirs.
 ROUND_TRIP = {
     "cnn": {},
+    "cnn_fast": {},
     "resnet20": {"depth": 8},
     "resnet20v2": {"depth": 8},
     "resnet18": {"stage_blocks": (1, 1, 1, 1)},

@@ -1,7 +1,8 @@
 """The recipes, end to end on tiny files in the real formats, as a user runs them.
 
-One ``kvision train fashion_mnist`` run (``fashion_run``: adversarial training, robustness report, export with a
-TFLite file) is inspected by several tests; the reruns load it in this process.
+One ``kvision train fashion_mnist`` run (``fashion_run``: the default model with test-time flip averaging,
+adversarial training, robustness report, export with a TFLite file) is inspected by several tests; the reruns load
+it in this process.
 """
 
 import json
@@ -16,7 +17,7 @@ from kvision.errors import ExportError
 from kvision.recipes.inventory import runs_table
 from kvision.saving import load_model
 from tests.data.writers import CIFAR10_NAMES, make_tar_gz, write_cifar10_binary, write_idx_dataset
-from tests.helpers import quadrant_examples
+from tests.helpers import band_examples, quadrant_examples
 from tests.recipes.helpers import ROOT, run_in_process, run_kvision, summary_of
 
 # The training settings of the fixture's run; reruns repeat them (relative paths: they run in its directory).
@@ -41,7 +42,8 @@ def files(directory):
 def fashion_run(tmp_path_factory):
     """``kvision train fashion_mnist`` in a fresh process: its directory (data/, runs/fm/, exports/) and the process."""
     tmp = tmp_path_factory.mktemp("fashion")
-    write_idx_dataset(tmp / "data", train_count=160, test_count=32, examples=quadrant_examples)
+    # Bright bands, not quadrants: the recipe flips training images and averages each test image with its mirror.
+    write_idx_dataset(tmp / "data", train_count=160, test_count=32, examples=band_examples)
     result = run_kvision("train", "fashion_mnist", *fashion_args(), *ADVERSARIAL, *ROBUSTNESS, cwd=tmp, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return tmp, result
@@ -53,16 +55,16 @@ def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
     run = tmp / "runs" / "fm"
     summary = summary_of(result.stdout)
     report = json.loads((run / "evaluation" / "report.json").read_text())
-    assert summary["test_accuracy"] == report["accuracy"] >= 0.5, "quadrants are learnable in 3 epochs"
+    assert summary["test_accuracy"] == report["accuracy"] >= 0.5, "bands are learnable in 3 epochs"
     assert report["class_names"][0] == "T-shirt/top" and report["num_examples"] == 32
     config = json.loads((run / "config.json").read_text())
-    assert config["model"] == "cnn" and config["epochs"] == 3
+    assert config["model"] == "cnn_fast" and config["epochs"] == 3 and config["tta"] == summary["tta"] == "flip"
     for name in ("confusion_matrix.png", "training_curves.png"):
         assert (run / "evaluation" / name).exists(), name
 
-    export = tmp / "exports" / "fashion_mnist_cnn" / "5"
-    assert summary["saved_model"] == "exports/fashion_mnist_cnn/5" and summary["blessed"] is True
-    assert (export / "BLESSED").exists() and (export / "tflite" / "fashion_mnist_cnn_float32.tflite").exists()
+    export = tmp / "exports" / "fashion_mnist_cnn_fast" / "5"
+    assert summary["saved_model"] == "exports/fashion_mnist_cnn_fast/5" and summary["blessed"] is True
+    assert (export / "BLESSED").exists() and (export / "tflite" / "fashion_mnist_cnn_fast_float32.tflite").exists()
     assert "SavedModel serving_default max abs Δlogit" in result.stdout, "the parity table is printed"
     evaluation = json.loads((export / "evaluation.json").read_text())
     assert evaluation["metrics"]["accuracy"] == report["accuracy"]
@@ -72,28 +74,31 @@ def test_fashion_mnist_recipe_trains_evaluates_and_exports(fashion_run):
     best = load_model(run / "checkpoints" / "best.keras")
     assert type(best).__name__ == "Functional", "the plain classifier is saved, not its adversarial-training wrapper"
     images = np.random.default_rng(0).integers(0, 255, (4, 28, 28, 1)).astype("uint8")
-    expected = best.predict(images.astype("float32"), verbose=0)
-    np.testing.assert_allclose(serving(images=tf.constant(images))["logits"], expected, atol=1e-4)
+    plain, mirrored = (best.predict(x.astype("float32"), verbose=0) for x in (images, images[:, :, ::-1]))
+    served = serving(images=tf.constant(images))["logits"]
+    np.testing.assert_allclose(served, (plain + mirrored) / 2, atol=1e-4, err_msg="the served model averages flips")
+    assert np.abs(plain - mirrored).max() > 1e-3, "the check above tells the two passes apart"
+    assert "test-time flip averaging" in result.stdout.splitlines()[1]
 
 
 @pytest.mark.slow
 def test_kvision_train_records_its_command_and_runs_lists_it(fashion_run):
     tmp, result = fashion_run
     first = result.stdout.splitlines()
-    assert first[0].startswith("model: cnn, ") and "parameters, input (28, 28, 1)" in first[0]
+    assert first[0].startswith("model: cnn_fast, ") and "parameters, input (28, 28, 1)" in first[0]
     assert first[1].startswith("data: fashion_mnist from ")
     assert first[2].startswith("devices: ") and first[3] == "run: runs/fm: a new run"
     noise = [line for line in result.stderr.splitlines() if any(noise in line for noise in NOISE)]
-    assert not noise, "the command hides TensorFlow's start-up lines (kvision.console.quiet_tensorflow)"
+    assert not noise, "the command hides TensorFlow's start-up lines (kvision.console.start_tensorflow)"
     summary = summary_of(result.stdout)
     tail = result.stdout[result.stdout.rindex("\n}\n"):]
     assert re.search(rf"\n\s*test_accuracy\s+{round(summary['test_accuracy'], 4)}\n", tail), "the summary table"
-    assert "tensorboard --logdir runs/fm" in tail and "exports/fashion_mnist_cnn/5 (BLESSED, published)" in tail
+    assert "tensorboard --logdir runs/fm" in tail and "exports/fashion_mnist_cnn_fast/5 (BLESSED, published)" in tail
     config = json.loads((tmp / "runs" / "fm" / "config.json").read_text())
     assert config["command"].startswith("kvision train fashion_mnist --data-dir data"), config["command"]
-    assert config["name"] == "fashion_mnist_cnn"
+    assert config["name"] == "fashion_mnist_cnn_fast"
     row = runs_table(tmp / "runs", base=tmp).splitlines()[2].split()
-    assert row[1:5] == ["fashion_mnist", "fashion_mnist", "cnn", "3"] and row[-2:] == ["BLESSED", "v5"], row
+    assert row[1:5] == ["fashion_mnist", "fashion_mnist", "cnn_fast", "3"] and row[-2:] == ["BLESSED", "v5"], row
     assert row[7:9] == ["accuracy", f"{summary['test_accuracy']:.4f}"], row
 
 
@@ -128,7 +133,7 @@ def test_a_rerun_with_other_training_settings_is_refused_and_writes_nothing(fash
     line = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
     assert line.startswith("error: runs/fm holds a run with other settings; run it with its own, use another "
                            "--run-dir, or add --overwrite to delete it and start afresh.")
-    assert line.endswith("Received (recorded → given): lr 0.05 → 0.2, model 'cnn' → 'resnet20'"), "not --version"
+    assert line.endswith("Received (recorded → given): lr 0.05 → 0.2, model 'cnn_fast' → 'resnet20'"), "not --version"
     assert files(tmp) == before
 
 
@@ -163,7 +168,7 @@ def test_overwrite_trains_afresh_and_a_run_whose_export_failed_exports_again_wit
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"{run_dir}: training finished earlier (1 epochs); loading best.keras" in result.stdout
     assert (run_dir / "history.csv").read_text() == history, "no epoch was trained"
-    export = exports / "fashion_mnist_cnn" / "6"
+    export = exports / "fashion_mnist_cnn_fast" / "6"
     assert (export / "BLESSED").exists()
     evaluation = json.loads((export / "evaluation.json").read_text())
     assert evaluation["training_command"].startswith(str(ROOT / "recipes" / "fashion_mnist.py")), "the script's command"
