@@ -11,9 +11,11 @@ convolution (conv, max-pool, BN, ReLU; then conv-BN-ReLU at a quarter of the
 pixels), global max-pooling into the logits, no dropout. On a 2-core CPU a
 training step is bound by the memory traffic of full-resolution activations
 as much as by multiply-adds, and this layout keeps only two narrow
-convolutions at full resolution: it trains about 2× faster per epoch than
-``cnn`` (9.7M against 29M multiply-adds an image at 28×28) and reaches the
-main job's accuracy in a third of the time (the Fashion-MNIST recipe).
+convolutions at full resolution (9.7M multiply-adds an image at 28×28
+against ``cnn``'s 29M): on the 2-core development machine it trained at
+600–800 images/s against ``cnn``'s 300 (Keras ``fit``, batch 256,
+TensorFlow's own kernels). It is the Fashion-MNIST main job's model
+(93.7% test accuracy in 8 epochs with flip averaging; README, Results).
 """
 
 import keras

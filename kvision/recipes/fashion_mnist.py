@@ -19,7 +19,7 @@ flip``: +0.3 points of test accuracy for a second forward pass). The
 former default, the VGG-style ``cnn`` for 20 epochs (93.0–93.2%, about 50
 minutes of training on the same machine), is one command away::
 
-    kvision train fashion_mnist --model cnn --epochs 20 --weight-decay 1e-4 \\
+    kvision train fashion_mnist --model cnn --epochs 20 --lr 0.05 --weight-decay 1e-4 \\
         --warmup-epochs 0 --label-smoothing 0 --tta none
 """
 
@@ -37,7 +37,7 @@ DEFAULTS = dict(
     tta="flip",
 )
 # The former default's flags (the docstring's command): what kvision.evaluate.cas trains on generated images.
-CLASSIC = ("--model", "cnn", "--epochs", "20", "--weight-decay", "1e-4", "--warmup-epochs", "0",
+CLASSIC = ("--model", "cnn", "--epochs", "20", "--lr", "0.05", "--weight-decay", "1e-4", "--warmup-epochs", "0",
            "--label-smoothing", "0", "--tta", "none")
 
 

@@ -27,16 +27,15 @@ def make_schedule(
             (multiply by ``decay_factor`` at each fraction of training in
             ``boundaries``, He et al.'s ÷10 at 50% and 75%), or "constant".
         learning_rate: peak learning rate.
-        warmup_epochs: linear warm-up from 0, cosine only.
+        warmup_epochs: linear warm-up from 0, cosine only; one as long as
+            training or longer is cut to half of it (a quick ``--epochs 1`` run
+            of a recipe whose default warm-up is one epoch).
     """
     total = max(1, int(steps_per_epoch * epochs))
     if name == "cosine":
         warmup = int(steps_per_epoch * warmup_epochs)
         if warmup >= total:
-            raise ModelError(
-                f"warmup_epochs must be shorter than training. "
-                f"Received: warmup_epochs={warmup_epochs}, epochs={epochs}"
-            )
+            warmup = total // 2
         if warmup == 0:
             return keras.optimizers.schedules.CosineDecay(learning_rate, total)
         return keras.optimizers.schedules.CosineDecay(

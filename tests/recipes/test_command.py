@@ -75,8 +75,8 @@ def test_fashion_mnist_help_gives_its_own_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "fashion_mnist", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    for text in ("passes over the training split (default: 20)", "peak learning rate (default: 0.05)",
-                 "--model MODEL one of:", "(default: cnn)", "area fraction of an inception training crop (default: 0.08 1.0)",
+    for text in ("passes over the training split (default: 8)", "peak learning rate (default: 0.1)",
+                 "--model MODEL one of:", "(default: cnn_fast)", "--tta {none,flip}", "(default: flip)", "area fraction of an inception training crop (default: 0.08 1.0)",
                  "--no-flip no horizontal flips --cutout", "--tflite TFLITE comma-separated TFLite variants among "):
         assert text in shown
     assert "(default: float32,int8)" in shown

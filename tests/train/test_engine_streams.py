@@ -7,7 +7,7 @@ import pytest
 from kvision.errors import DataError
 from kvision.train import AdversarialTraining, Distiller, fit_classifier, fine_tune, load_teacher
 from tests.data.streams import memory_split
-from tests.helpers import quadrant_images, run_on_two_cpus, small_cnn
+from tests.helpers import TF_KERNELS, quadrant_images, run_on_two_cpus, small_cnn
 
 TRAIN = quadrant_images(96, seed=1)
 VAL = quadrant_images(40, seed=2)
@@ -112,7 +112,7 @@ print(json.dumps(out))
 @pytest.mark.slow
 def test_two_replicas_read_disjoint_parts_and_train_as_one(tmp_path):
     """Same global batch on 1 and 2 logical CPUs: same steps per epoch, close losses (each replica reads its own part)."""
-    runs = run_on_two_cpus(TWO_REPLICAS_SCRIPT, tmp_path)
+    runs = run_on_two_cpus(TWO_REPLICAS_SCRIPT, tmp_path, env=TF_KERNELS)
     assert runs["one"]["steps"] == runs["two"]["steps"] == STEPS
     np.testing.assert_allclose(runs["two"]["loss"], runs["one"]["loss"], rtol=0.3)
     assert runs["two"]["loss"][-1] < runs["two"]["loss"][0]

@@ -20,8 +20,13 @@ def test_piecewise_divides_by_ten_at_half_and_three_quarters():
 def test_bad_schedules_are_refused():
     with pytest.raises(ModelError, match="Received: 'linear'"):
         make_schedule("linear", 0.1, steps_per_epoch=1, epochs=1)
-    with pytest.raises(ModelError, match="warmup_epochs=5"):
-        make_schedule("cosine", 0.1, steps_per_epoch=10, epochs=5, warmup_epochs=5)
+
+
+def test_a_warm_up_as_long_as_training_is_cut_to_half_of_it():
+    """A quick ``--epochs 1`` run of a recipe whose default warm-up is one epoch."""
+    schedule = make_schedule("cosine", 0.1, steps_per_epoch=10, epochs=1, warmup_epochs=1)
+    rates = [float(schedule(step)) for step in (0, 5, 10)]
+    assert rates == pytest.approx([0.0, 0.1, 0.0], abs=1e-7)
 
 
 def test_epoch_budget_adds_epochs_up_to_the_steps_asked_for_and_caps_them():

@@ -15,7 +15,7 @@ from kvision.errors import ModelError
 from kvision.train import fit_classifier
 from kvision.train.tensorboard import (confusion_counts, confusion_figure, display_images, hparam_values,
                                        log_test_metrics, parse_profile_batches)
-from tests.helpers import quadrant_images, run_on_two_cpus, small_cnn, summary_events as events
+from tests.helpers import TF_KERNELS, quadrant_images, run_on_two_cpus, small_cnn, summary_events as events
 from tests.train.tensorboard_checks import assert_engine_board
 
 TRAIN = quadrant_images(64, seed=1)
@@ -215,7 +215,7 @@ print(json.dumps(out))
 @pytest.mark.slow
 def test_a_stream_on_two_replicas_gets_the_same_dashboards(tmp_path):
     """Streamed splits under MirroredStrategy: sample images, a matrix per epoch, PR curves of the capped sample."""
-    out = run_on_two_cpus(STREAM_TWO_REPLICAS, tmp_path)
+    out = run_on_two_cpus(STREAM_TWO_REPLICAS, tmp_path, env=TF_KERNELS)
     assert out["train"] == {"augmented_training_batch": [16]}
     assert out["validation"] == {"confusion_matrix": [1, 1]}
     assert out["pr_total"] == 20  # figure_examples caps the validation examples predicted
