@@ -42,9 +42,9 @@ COLUMNS = [("setup", "set-up"), ("epochs", "epochs"), ("time_to_target_s", "time
 
 def recipe_settings(argv=()):
     """The main job's training settings: ``recipes/fashion_mnist.py``'s parsed defaults (and ``argv``)."""
-    from kvision.recipes import classification, fashion_mnist  # imports TensorFlow: only in a measured process
+    from kvision.recipes import fashion_mnist  # imports TensorFlow: only in a measured process
 
-    return classification.build_parser(fashion_mnist.__doc__, fashion_mnist.DEFAULTS).parse_args(list(argv))
+    return fashion_mnist.settings(argv)
 
 
 def run_kvision(work, argv):

@@ -6,7 +6,7 @@ pipeline is reproducible however tf.data schedules its work. No op changes
 the shape or leaves the 0..255 range.
 
 Two families: the supervised pipelines' ops on uint8 batches (padded random
-crop, flip, cutout: ``augment_batch``), and SimCLR's views on float batches
+crop, flip, cutout, random erasing: ``augment_batch``), and SimCLR's views on float batches
 (random resized crop, colour jitter, Gaussian blur: ``simclr_augment``,
 ``simclr_views``), which ``kvision.train.simclr`` maps over its batches.
 """
@@ -18,6 +18,11 @@ import tensorflow as tf
 
 
 # === The supervised pipelines' ops (uint8) ===
+
+
+def _uniform(shape, seed, low, high):
+    """Stateless float32 draws, uniform in ``[low, high)``."""
+    return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
 
 
 def _reflect(index, size):
@@ -81,19 +86,59 @@ def random_cutout(images, size, seed):
     return tf.where(inside[..., None], fill, images)
 
 
-def augment_batch(images, seed, *, crop_padding=4, flip=True, cutout=0):
-    """Apply padding + random crop, horizontal flip and cutout to a uint8 batch.
+def random_erase(images, probability, seed, *, scale=(0.02, 0.4), ratio=(0.3, 1 / 0.3), attempts=10):
+    """With ``probability``, replace a random rectangle of each image by random pixel values.
+
+    Random erasing (Zhong et al., https://arxiv.org/abs/1708.04896): the
+    rectangle covers a uniform share in ``scale`` of the image's area with an
+    aspect ratio log-uniform in ``ratio`` (the paper's ``s_l, s_h, r_1``). As
+    in torchvision's ``RandomErasing``, ``attempts`` rectangles are drawn per
+    image and the first that fits inside it is used (an image where none fits
+    is kept). The fill is uniform noise in 0..255 per pixel and channel (the
+    paper's RE-R, its best on every dataset).
+    """
+    height, width = images.shape[1], images.shape[2]
+    batch = tf.shape(images)[0]
+    area_seed, ratio_seed, apply_seed, corner_seed, noise_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=5)
+    )
+    area = _uniform([batch, attempts], area_seed, *scale) * (height * width)
+    aspect = tf.exp(_uniform([batch, attempts], ratio_seed, math.log(ratio[0]), math.log(ratio[1])))
+    tall = tf.cast(tf.round(tf.sqrt(area * aspect)), tf.int32)  # (B, attempts) rectangle heights
+    wide = tf.cast(tf.round(tf.sqrt(area / aspect)), tf.int32)  # (B, attempts) widths
+    fits = (tall < height) & (wide < width)
+    first = tf.argmax(tf.cast(fits, tf.int32), axis=1)  # (B,) the first attempt that fits
+    tall, wide = (tf.gather(x, first, axis=1, batch_dims=1)[:, None, None] for x in (tall, wide))  # (B, 1, 1)
+    erase = tf.reduce_any(fits, axis=1) & (_uniform([batch], apply_seed, 0.0, 1.0) < probability)  # (B,)
+    corner = _uniform([batch, 2], corner_seed, 0.0, 1.0)
+    top = tf.cast(corner[:, 0, None, None] * tf.cast(height - tall + 1, tf.float32), tf.int32)  # 0 … H − h
+    left = tf.cast(corner[:, 1, None, None] * tf.cast(width - wide + 1, tf.float32), tf.int32)  # 0 … W − w
+    rows = tf.range(height)[None, :, None]
+    cols = tf.range(width)[None, None, :]
+    inside = (rows >= top) & (rows < top + tall) & (cols >= left) & (cols < left + wide)  # (B, H, W)
+    inside &= erase[:, None, None]
+    noise = tf.random.stateless_uniform(tf.shape(images), seed=noise_seed, minval=0, maxval=256, dtype=tf.int32)
+    return tf.where(inside[..., None], tf.cast(noise, images.dtype), images)
+
+
+def augment_batch(images, seed, *, crop_padding=4, flip=True, cutout=0, random_erasing=0.0):
+    """Apply padding + random crop, horizontal flip, cutout and random erasing to a uint8 batch.
+
+    ``random_erasing`` is the probability that an image has a rectangle
+    erased (``random_erase``; 0: off, Zhong et al. use 0.5).
 
     Returns:
         The augmented batch, still uint8 ``[B, H, W, C]``.
     """
-    crop_seed, flip_seed, cutout_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=3))
+    crop_seed, flip_seed, cutout_seed, erasing_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=4))
     if crop_padding:
         images = random_crop_with_padding(images, crop_padding, crop_seed)
     if flip:
         images = random_flip_left_right(images, flip_seed)
     if cutout:
         images = random_cutout(images, cutout, cutout_seed)
+    if random_erasing:
+        images = random_erase(images, random_erasing, erasing_seed)
     return images
 
 
@@ -102,11 +147,6 @@ def augment_batch(images, seed, *, crop_padding=4, flip=True, cutout=0):
 # RGB → YIQ (rows: Y, I, Q). A hue shift is a rotation of the (I, Q) chroma plane.
 _YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
 _RGB = np.linalg.inv(_YIQ).astype(np.float32)
-
-
-def _uniform(shape, seed, low, high):
-    """Stateless float32 draws, uniform in ``[low, high)``."""
-    return tf.random.stateless_uniform(shape, seed=seed, minval=low, maxval=high)
 
 
 def random_resized_crop(images, seed, *, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3)):

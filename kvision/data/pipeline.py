@@ -16,6 +16,12 @@ from kvision.data.dataset import check_labels, check_split
 from kvision.errors import DataError
 
 
+def check_probability(name, value):
+    """``DataError`` unless ``value`` is a number in [0, 1]."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
+        raise DataError(f"Expected {name} to be a probability in [0, 1]. Received: {name}={value!r}")
+
+
 def _check_int(name, value, minimum, allow_none=False):
     if value is None and allow_none:
         return
@@ -37,7 +43,7 @@ def _class_turns(images, labels, *, seed, cache):
     return tf.data.Dataset.choose_from_datasets(streams, turns).take(len(images))
 
 
-def _validate(images, labels, batch_size, seed, crop_padding, cutout, shuffle_buffer, num_classes):
+def _validate(images, labels, batch_size, seed, crop_padding, cutout, random_erasing, shuffle_buffer, num_classes):
     check_split(images, labels, "make_pipeline")
     if len(images) == 0:
         raise DataError(
@@ -49,6 +55,7 @@ def _validate(images, labels, batch_size, seed, crop_padding, cutout, shuffle_bu
     _check_int("seed", seed, 0, allow_none=True)
     _check_int("crop_padding", crop_padding, 0)
     _check_int("cutout", cutout, 0)
+    check_probability("random_erasing", random_erasing)
     _check_int("shuffle_buffer", shuffle_buffer, 1, allow_none=True)
     _check_int("num_classes", num_classes, 1, allow_none=True)
     if num_classes is not None:
@@ -65,6 +72,7 @@ def make_pipeline(
     crop_padding=4,
     flip=True,
     cutout=0,
+    random_erasing=0.0,
     shuffle_buffer=None,
     cache=True,
     num_classes=None,
@@ -75,8 +83,8 @@ def make_pipeline(
 
     Training shuffles (reshuffling every epoch), drops the last partial batch
     by default and augments each batch: reflect-padding by ``crop_padding``
-    and a random crop back to ``H x W``, a horizontal flip, and an optional
-    ``cutout``-pixel square erased. Evaluation keeps the order and the last
+    and a random crop back to ``H x W``, a horizontal flip, an optional
+    ``cutout``-pixel square erased and optional random erasing. Evaluation keeps the order and the last
     partial batch. With a ``seed`` the pipeline is deterministic: two
     pipelines built with the same seed yield identical batches, epoch by
     epoch. Without one, tf.data may reorder work for speed.
@@ -93,6 +101,9 @@ def make_pipeline(
         crop_padding: pixels of padding for the random crop; 0 disables it.
         flip: random horizontal flips.
         cutout: side in pixels of the erased square; 0 disables it.
+        random_erasing: probability that an image has a random rectangle
+            replaced by noise (Zhong et al.; ``augment.random_erase``); 0
+            disables it.
         shuffle_buffer: shuffle buffer size; ``None`` is the whole dataset.
         cache: cache the examples in memory after the first epoch.
         num_classes: if given, labels become float32 one-hot vectors.
@@ -107,11 +118,12 @@ def make_pipeline(
         A ``tf.data.Dataset`` of ``(images float32 [B, H, W, C] in 0..255,
         labels int64 [B] or float32 [B, num_classes])``.
     """
-    _validate(images, labels, batch_size, seed, crop_padding, cutout, shuffle_buffer, num_classes)
+    _validate(images, labels, batch_size, seed, crop_padding, cutout, random_erasing, shuffle_buffer, num_classes)
     if balance_classes and not training:
         raise DataError("make_pipeline: balance_classes reorders training batches only. Received: training=False")
     deterministic = seed is not None or not training
-    augment = training and bool(crop_padding or flip or cutout)
+    augmentation = dict(crop_padding=crop_padding, flip=flip, cutout=cutout, random_erasing=random_erasing)
+    augment = training and any(augmentation.values())
 
     if balance_classes:
         dataset = _class_turns(images, labels, seed=seed, cache=cache)
@@ -130,9 +142,7 @@ def make_pipeline(
 
     def finish(batch_images, batch_labels, batch_seed=None):
         if batch_seed is not None:
-            batch_images = augment_batch(
-                batch_images, batch_seed, crop_padding=crop_padding, flip=flip, cutout=cutout
-            )
+            batch_images = augment_batch(batch_images, batch_seed, **augmentation)
         if num_classes is not None:
             batch_labels = tf.one_hot(batch_labels, num_classes, dtype=tf.float32)
         return tf.cast(batch_images, tf.float32), batch_labels

@@ -116,16 +116,19 @@ def load_example(encoded, image_shape, limits, *, crop="pad", seed=None, crop_sc
 
 
 def stream_pipeline(split, *, image_shape, batch_size, training, num_classes=None, seed=None, crop="pad",
-                    crop_scale=CROP_SCALE, crop_padding=4, flip=True, cutout=0, shuffle_buffer=SHUFFLE_BUFFER,
+                    crop_scale=CROP_SCALE, crop_padding=4, flip=True, cutout=0, random_erasing=0.0,
+                    shuffle_buffer=SHUFFLE_BUFFER,
                     input_context=None, limits=ImageLimits(), skip_bad_images=False, drop_remainder=None):
     """Batches of a ``StreamSplit``: decoded, cropped and resized to ``image_shape``, augmented when ``training``.
 
     The streamed counterpart of ``make_pipeline``, with the same output.
     ``crop="pad"`` (small images) resizes whole images and, training, applies
-    ``make_pipeline``'s batch augmentation (pad-and-crop, flip, cutout).
+    ``make_pipeline``'s batch augmentation (pad-and-crop, flip, cutout,
+    random erasing).
     ``crop="inception"`` (large images) trains on a random-resized crop of
     each image (a JPEG decodes only its window), flipped as it is loaded,
-    with a seed per example from a seeded stream, then cutout per batch, and
+    with a seed per example from a seeded stream, then cutout and random
+    erasing per batch, and
     evaluates on the central 87.5 % window, as the exported signatures do
     (``kvision.data.crop``).
     Training reads the files in a shuffled order, shuffles examples in a
@@ -175,9 +178,9 @@ def stream_pipeline(split, *, image_shape, batch_size, training, num_classes=Non
     if skip_bad_images:
         dataset = dataset.ignore_errors()
     dataset = dataset.batch(batch_size, drop_remainder=training if drop_remainder is None else bool(drop_remainder))
-    # An Inception window is the crop and was flipped as it was loaded: its batches only take cutout.
+    # An Inception window is the crop and was flipped as it was loaded: its batches only take the erasing ops.
     batch_augmentation = dict(crop_padding=0 if inception_training else crop_padding,
-                              flip=flip and not inception_training, cutout=cutout)
+                              flip=flip and not inception_training, cutout=cutout, random_erasing=random_erasing)
 
     def finish(images, labels, batch_seed=None):
         if batch_seed is not None:

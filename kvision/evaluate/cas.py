@@ -8,11 +8,11 @@ samples that are sharp but of too few kinds per class (or of the wrong
 class) score well on class accuracy and poorly here.
 
 The classifier is kvision's VGG-style ``cnn`` trained by ``fit_classifier``
-as ``recipes/fashion_mnist.py`` trains it with its classic flags
-(``fashion_mnist.CLASSIC``, the recipe's default until the faster
-``cnn_fast`` replaced it; ``CLASSIFIER_SETTINGS``, ``EPOCHS``; 1/12 of the
-training examples held out for choosing the best epoch, the 5 000 of 60 000
-that recipe holds out — here generated ones, so no real image is seen).
+as ``recipes/fashion_mnist.py --preset classic`` trains it (the recipe's
+default until the faster ``cnn_fast`` replaced it; ``CLASSIFIER_SETTINGS``,
+``EPOCHS``; 1/12 of the training examples held out for choosing the best
+epoch, the 5 000 of 60 000 that recipe holds out — here generated ones, so
+no real image is seen).
 """
 
 import tempfile
@@ -27,7 +27,7 @@ from kvision.models import build
 from kvision.models.common import is_positive_int, require
 from kvision.train.engine import fit_classifier
 
-# The training settings of recipes/fashion_mnist.py's classic flags (tests/evaluate/test_cas.py keeps them equal).
+# The training settings of recipes/fashion_mnist.py --preset classic (tests/evaluate/test_cas.py keeps them equal).
 CLASSIFIER_SETTINGS = {
     "batch_size": 128,
     "optimizer": "sgd",
@@ -40,6 +40,7 @@ CLASSIFIER_SETTINGS = {
     "crop_padding": 0,
     "flip": True,
     "cutout": 0,
+    "random_erasing": 0.0,
 }
 EPOCHS = 20
 VALIDATION_SHARE = 1 / 12
@@ -55,7 +56,7 @@ def generated_set(sample_fn, num_samples, *, num_classes, latent_dim, seed=0, ba
 
 def train_classifier(images, labels, *, num_classes, epochs=EPOCHS, validation_share=VALIDATION_SHARE, seed=0,
                      strategy=None, **settings):
-    """The ``cnn`` trained on uint8 ``images`` as fashion_mnist.py's classic flags train it; ``settings`` override.
+    """The ``cnn`` trained on uint8 ``images`` as ``fashion_mnist.py --preset classic`` trains it; ``settings`` override.
 
     ``validation_share`` of the examples is held out to pick the best epoch.
     The run's files go to a temporary directory, removed afterwards.
@@ -83,7 +84,7 @@ def classification_accuracy_score(sample_fn, test, *, num_classes, latent_dim, r
         real_train: the real ``(images, labels)`` training split, to train the
             reference classifier when ``real_classifier`` is not given.
         real_classifier: an already trained classifier of the same data (e.g.
-            the one ``recipes/fashion_mnist.py`` leaves with its classic flags): its test accuracy is
+            the one ``recipes/fashion_mnist.py`` leaves with ``--preset classic``): its test accuracy is
             the reference, with no second training.
         num_samples: generated training samples, balanced over the classes.
         epochs, validation_share, seed, strategy, settings: as for ``train_classifier``.

@@ -33,9 +33,9 @@ from kvision.errors import DataError
 from kvision.evaluate import evaluate_classifier, robustness_report
 from kvision.models import build, get_builder, list_models
 from kvision.models.common import flip_averaged, is_positive_int, require
-from kvision.recipes.common import (add_export_arguments, add_run_arguments, add_speed_arguments, announce_model,
-                                    check_export_arguments, export_for_dataset, finish, open_recipe_run, recipe_parser,
-                                    run_recipe, tensorboard_options, training_command)
+from kvision.recipes.common import (add_export_arguments, add_preset_argument, add_run_arguments, add_speed_arguments,
+                                    announce_model, check_export_arguments, export_for_dataset, finish, open_recipe_run,
+                                    probability, recipe_parser, run_recipe, tensorboard_options, training_command)
 from kvision.train import AdversarialTraining, fit_or_load, get_strategy, is_chief, run_paths, worker_dir
 from kvision.train.adversarial import check_attack
 from kvision.train.engine import OPTIMIZERS
@@ -48,8 +48,12 @@ EVALUATION_ONLY = ("robustness_eps", "robustness_examples", "data_service", "tta
 TTA = ("none", "flip")
 
 
-def build_parser(description, defaults):
-    """The recipe's flags, in groups that mirror the engine's keyword arguments."""
+def build_parser(description, defaults, presets=None):
+    """The recipe's flags, in groups that mirror the engine's keyword arguments.
+
+    ``defaults`` (flag name → value) are the recipe's; ``presets`` (name →
+    such a dict, the first one's name being the defaults') add ``--preset``.
+    """
     parser = recipe_parser(description)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", help="in memory: cifar10, cifar100, fashion_mnist, mnist; "
@@ -85,6 +89,9 @@ def build_parser(description, defaults):
     augment.add_argument("--crop-padding", type=int, help="pad-and-random-crop padding, pixels (0: off)")
     augment.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
     augment.add_argument("--cutout", type=int, help="side of a random erased square, pixels (0: off)")
+    augment.add_argument("--random-erasing", type=probability, metavar="P",
+                         help="probability that a training image has a random rectangle (2-40%% of its area) replaced "
+                              "by noise (Zhong et al.; the paper uses 0.5; 0: off)")
     augment.add_argument("--tta", choices=TTA,
                          help="test-time augmentation of the evaluated and exported model; flip: the mean of the "
                               "logits of each image and its mirror (one model, two forward passes per image)")
@@ -120,6 +127,7 @@ def build_parser(description, defaults):
             "label_smoothing": 0.0,
             "crop_padding": 4,
             "cutout": 0,
+            "random_erasing": 0.0,
             "tta": "none",
             "seed": 0,
             "adversarial_steps": 7,
@@ -127,6 +135,8 @@ def build_parser(description, defaults):
             **defaults,
         }
     )
+    if presets:
+        add_preset_argument(parser, presets, default=next(iter(presets)))
     return parser
 
 
@@ -184,8 +194,9 @@ def augmentation_summary(args):
         crops = [f"pad-{args.crop_padding} crops"] if args.crop_padding else []
     else:
         crops = [f"{args.crop} crops"]
-    cutout = getattr(args, "cutout", 0)  # transfer.py has no --cutout
+    cutout, erasing = getattr(args, "cutout", 0), getattr(args, "random_erasing", 0)  # transfer.py has neither
     parts = crops + ["flips"] * bool(args.flip) + [f"cutout {cutout}"] * bool(cutout)
+    parts += [f"random erasing p={erasing:g}"] * bool(erasing)
     tested = "; test-time flip averaging" if getattr(args, "tta", "none") == "flip" else ""  # transfer.py has no --tta
     return (", ".join(parts) or "none") + tested
 
@@ -346,6 +357,7 @@ def run(args, *, rules):
         crop_padding=args.crop_padding,
         flip=args.flip,
         cutout=args.cutout,
+        random_erasing=args.random_erasing,
         seed=args.seed,
         mixed_precision=args.mixed_precision,
         xla=args.xla,
@@ -397,9 +409,9 @@ def run_checked(args, *, rules):
     return run(args, rules=rules)
 
 
-def main(argv=None, *, description=__doc__, **defaults):
-    """Parse ``argv`` with the given recipe defaults and run; errors a user caused print one line."""
-    return run_recipe(run_checked, build_parser(description, defaults), argv, may_change=EVALUATION_ONLY)
+def main(argv=None, *, description=__doc__, presets=None, **defaults):
+    """Parse ``argv`` with the given recipe defaults (and ``presets``) and run; errors a user caused print one line."""
+    return run_recipe(run_checked, build_parser(description, defaults, presets), argv, may_change=EVALUATION_ONLY)
 
 
 if __name__ == "__main__":

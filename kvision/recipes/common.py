@@ -103,6 +103,37 @@ def positive_int(text):
     return value
 
 
+def probability(text):
+    """argparse type: a number in [0, 1]."""
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1]. Received: {text}")
+    return value
+
+
+def add_preset_argument(parser, presets, *, default):
+    """``--preset NAME``: the defaults ``presets[NAME]`` (flag name → value) gives; flags given override them.
+
+    Every preset names the same flags, so choosing one (after ``--config``
+    too) sets all of them; ``default`` names the one that is the recipe's
+    defaults. The help spells each preset out as the flags it stands for.
+    """
+    flags = {action.dest: action for action in parser._actions if action.option_strings}
+    names = set(presets[default])
+    for name, settings in presets.items():
+        if set(settings) != names or any(dest not in flags or flags[dest].nargs == 0 for dest in settings):
+            raise ValueError(f"preset {name!r}: expected values for the flags {sorted(names)}, each a flag of this "
+                             f"recipe that takes a value. Received: {sorted(settings)}")
+    spelled = "; ".join(
+        f"{name}: " + " ".join(f"{flags[dest].option_strings[0]} {value}" for dest, value in settings.items())
+        for name, settings in presets.items()
+    )
+    parser.add_argument("--preset", choices=tuple(presets), default=default,
+                        help=f"named defaults, flags given override them ({spelled})")
+    parser.set_defaults(**presets[default])
+    parser.presets = presets  # parse_recipe_args applies the one named on the command line
+
+
 def add_export_arguments(parser, *, classifier=True, model_dependent=False, tflite=True, images=None):
     """The export flags, as a group of ``parser``; recipes and ``kvision export`` share them.
 
@@ -181,17 +212,24 @@ def read_config(path, parser):
 
 
 def parse_recipe_args(parser, argv=None):
-    """``parser.parse_args(argv)``; with ``--config FILE``, FILE's settings are the defaults the command line overrides."""
+    """``parser.parse_args(argv)``; the flags given override ``--preset NAME``'s defaults, which override ``--config FILE``'s.
+
+    With ``--config FILE``, FILE's recorded settings are the defaults; a
+    ``--preset`` given too replaces those of its flags (``add_preset_argument``).
+    """
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config")
-    config = pre.parse_known_args(argv)[0].config
-    if config is None:
-        return parser.parse_args(argv)
-    saved = read_config(config, parser)
-    for action in parser._actions:
-        if action.dest in saved:
-            action.required = False  # given by the file
-    parser.set_defaults(**saved)
+    pre.add_argument("--preset")
+    known = pre.parse_known_args(argv)[0]
+    if known.config is not None:
+        saved = read_config(known.config, parser)
+        for action in parser._actions:
+            if action.dest in saved:
+                action.required = False  # given by the file
+        parser.set_defaults(**saved)
+    presets = getattr(parser, "presets", {})
+    if known.preset in presets:  # an unknown name is refused by the parser's own --preset choices
+        parser.set_defaults(**presets[known.preset])
     return parser.parse_args(argv)
 
 

@@ -18,13 +18,13 @@ the discriminator, non-saturating loss, Adam 2e-4 / beta1 0.5 for both):
 
 Fashion-MNIST is found locally as in fashion_mnist.py. The generator is
 judged with a classifier trained on the same data by kvision's
-classification recipe (default: the one ``kvision train fashion_mnist``
-leaves in runs/fashion_mnist_cnn): the Fréchet distance between its
+classification recipe (default: the VGG-style ``cnn`` that ``kvision train
+fashion_mnist --preset classic`` leaves in runs/fashion_mnist_cnn): the Fréchet distance between its
 penultimate-layer features of real test images and of samples ("FID computed
 with a Fashion-MNIST classifier", not comparable to Inception FID), and, for
 a conditional generator, the share of samples it assigns to the class asked
 for. With ``--cas``, the classification accuracy score (Ravuri & Vinyals
-2019): the VGG-style CNN trained as fashion_mnist.py's classic flags train it, on
+2019): the VGG-style CNN trained as ``fashion_mnist.py --preset classic`` trains it, on
 ``--cas-samples`` class-balanced samples only, tested on the real test split,
 beside the same CNN trained on real data (the ``--classifier``, else one
 trained here). The EMA generator is exported to <export-dir>/<name>/<version>/
@@ -103,7 +103,7 @@ def build_parser():
     quality.add_argument("--cas-samples", type=int, default=60_000,
                          help="class-balanced generated training images for CAS")
     quality.add_argument("--cas-epochs", type=int, default=CAS_EPOCHS,
-                         help="epochs of the CAS classifiers, as fashion_mnist.py's classic flags")
+                         help="epochs of the CAS classifiers, as fashion_mnist.py --preset classic")
 
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seeds weights, noise and shuffling")

@@ -133,6 +133,7 @@ def fit_classifier(
     crop_padding=4,
     flip=True,
     cutout=0,
+    random_erasing=0.0,
     crop="pad",
     crop_scale=CROP_SCALE,
     skip_bad_images=False,
@@ -179,8 +180,8 @@ def fit_classifier(
             ``StreamSplit``s of a ``StreamedDataset``.
         run_dir: where TensorBoard logs, checkpoints and the backup go.
         label_smoothing: smoothing of the one-hot targets.
-        crop_padding, flip, cutout: training augmentation (see
-            ``kvision.data.make_pipeline``).
+        crop_padding, flip, cutout, random_erasing: training augmentation
+            (see ``kvision.data.make_pipeline``).
         crop, crop_scale, skip_bad_images, image_limits: for streams, see
             ``kvision.data.stream.stream_pipeline`` ("inception" crops need a
             stream).
@@ -242,7 +243,7 @@ def fit_classifier(
         )
 
     guard = contextlib.nullcontext()
-    augmentation = dict(crop_padding=crop_padding, flip=flip, cutout=cutout)
+    augmentation = dict(crop_padding=crop_padding, flip=flip, cutout=cutout, random_erasing=random_erasing)
     if streamed:
         network = getattr(model, "network", model)
         if not skip_bad_images:

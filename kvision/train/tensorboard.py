@@ -37,7 +37,7 @@ from kvision.train.strategy import is_chief
 SAMPLE_IMAGES = 16  # augmented training images shown when training starts
 FIGURE_EXAMPLES = 2000  # validation examples predicted each epoch for the confusion matrix and the PR curves
 PR_THRESHOLDS = 201
-ARRAY_OPTIONS = ("crop_padding", "flip", "cutout")  # make_pipeline's augmentation
+ARRAY_OPTIONS = ("crop_padding", "flip", "cutout", "random_erasing")  # make_pipeline's augmentation
 EVALUATION_OPTIONS = ("image_shape", "crop", "limits", "skip_bad_images")  # stream_pipeline's, evaluating
 
 

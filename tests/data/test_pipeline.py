@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from kvision.data import make_pipeline
-from kvision.data.augment import random_crop_with_padding, random_cutout, random_flip_left_right
+from kvision.data.augment import random_crop_with_padding, random_cutout, random_erase, random_flip_left_right
 from kvision.errors import DataError
 
 
@@ -113,6 +113,8 @@ class PipelineTest(tf.test.TestCase):
         cases = [
             (dict(batch_size=0), r"Expected batch_size to be an int >= 1\. Received: batch_size=0"),
             (dict(batch_size=4, cutout=-1), r"Expected cutout to be an int >= 0\. Received: cutout=-1"),
+            (dict(batch_size=4, random_erasing=1.5),
+             r"Expected random_erasing to be a probability in \[0, 1\]\. Received: random_erasing=1\.5"),
             (dict(batch_size=4, num_classes=5), r"make_pipeline: expected labels in \[0, 4\]"),
         ]
         for kwargs, message in cases:
@@ -180,3 +182,45 @@ class AugmentTest(tf.test.TestCase):
             self.assertLessEqual(cols.max() - cols.min() + 1, size)
             mean = np.round(original.reshape(-1, 3).mean(axis=0))
             self.assertAllEqual(erased[rows, cols], np.broadcast_to(mean, (len(rows), 3)))
+
+    def test_random_erasing_replaces_one_rectangle_by_noise_with_the_papers_sizes(self):
+        height, width, count = 28, 28, 600
+        images = tf.fill([count, height, width, 1], tf.constant(7, tf.uint8))  # noise shows as values other than 7
+        out = random_erase(images, 0.5, seed=[3, 4]).numpy()[..., 0]
+        erased = [np.nonzero(image != 7) for image in out]
+        erased = [(rows, cols) for rows, cols in erased if len(rows)]
+        self.assertBetween(len(erased) / count, 0.43, 0.57)  # probability 0.5
+        areas, aspects, noise = [], [], []
+        for (rows, cols), image in zip(erased, out[[bool(np.any(o != 7)) for o in out]], strict=True):
+            tall, wide = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+            box = image[rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+            self.assertLessEqual(np.sum(box == 7), 2 + box.size / 64, "one solid rectangle of noise (1/256 draws a 7)")
+            areas.append(tall * wide / (height * width))
+            aspects.append(tall / wide)
+            noise.extend(box.ravel())
+        # Share of the area uniform in [0.02, 0.4], aspect log-uniform in [0.3, 3.33]; rounding to whole pixels.
+        self.assertBetween(min(areas), 0.005, 0.04)
+        self.assertBetween(max(areas), 0.3, 0.45)
+        self.assertBetween(np.median(areas), 0.15, 0.25)
+        self.assertBetween(min(aspects), 0.25, 0.5)
+        self.assertBetween(max(aspects), 2.0, 3.9)
+        self.assertBetween(np.mean(noise), 120, 135)  # uniform noise over 0..255
+        self.assertEqual(np.max(noise), 255)
+
+    def test_random_erasing_always_or_never_and_reproducible(self):
+        images = tf.constant(numbered_images(64, height=28, width=28, channels=1))
+        always = random_erase(images, 1.0, seed=[1, 1]).numpy()
+        changed = np.any(always != images.numpy(), axis=(1, 2, 3))
+        self.assertGreaterEqual(changed.mean(), 0.95, "ten attempts nearly always find a rectangle that fits")
+        self.assertAllEqual(always, random_erase(images, 1.0, seed=[1, 1]))
+        self.assertNotAllEqual(always, random_erase(images, 1.0, seed=[1, 2]))
+        self.assertAllEqual(random_erase(images, 0.0, seed=[1, 1]), images)
+
+    def test_pipeline_erases_only_training_batches(self):
+        images = np.full((32, 12, 12, 1), 7, np.uint8)
+        labels = np.zeros(32, np.int64)
+        plain = dict(batch_size=32, seed=0, crop_padding=0, flip=False)
+        trained = next(iter(make_pipeline(images, labels, training=True, random_erasing=1.0, **plain)))[0].numpy()
+        evaluated = next(iter(make_pipeline(images, labels, training=False, random_erasing=1.0, **plain)))[0].numpy()
+        self.assertGreater(np.mean(np.any(trained != 7, axis=(1, 2, 3))), 0.9)
+        self.assertAllEqual(evaluated, images.astype(np.float32))

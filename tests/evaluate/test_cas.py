@@ -15,9 +15,9 @@ OPTIONS = dict(num_classes=4, latent_dim=2, num_samples=360, epochs=1, batch_siz
 
 
 def test_the_classifier_is_trained_as_the_fashion_mnist_recipe_trains_its_classic_cnn():
-    from kvision.recipes import classification, fashion_mnist
+    from kvision.recipes import fashion_mnist
 
-    args = classification.build_parser("", fashion_mnist.DEFAULTS).parse_args(fashion_mnist.CLASSIC)
+    args = fashion_mnist.settings(["--preset", "classic"])
     assert args.model == "cnn" and args.epochs == EPOCHS and args.seed == 0 and args.tta == "none"
     assert round(VALIDATION_SHARE * 60_000) == args.validation_size == 5000
     assert CLASSIFIER_SETTINGS == {
@@ -25,6 +25,7 @@ def test_the_classifier_is_trained_as_the_fashion_mnist_recipe_trains_its_classi
         "momentum": args.momentum, "weight_decay": args.weight_decay, "schedule": args.schedule,
         "warmup_epochs": args.warmup_epochs, "label_smoothing": args.label_smoothing,
         "crop_padding": args.crop_padding, "flip": args.flip, "cutout": args.cutout,
+        "random_erasing": args.random_erasing,
     }
 
 

@@ -6,6 +6,7 @@
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -15,7 +16,8 @@ from kvision.cli import main
 from kvision.console import HelpFormatter, quiet_tensorflow, use_onednn
 from kvision.models import build
 from kvision.recipes import RECIPES
-from kvision.recipes.common import add_run_arguments, parse_recipe_args
+from kvision.recipes import classification
+from kvision.recipes.common import add_preset_argument, add_run_arguments, parse_recipe_args
 from kvision.recipes.inventory import model_rows, runs_table
 from tests.recipes.helpers import ROOT, run_kvision
 
@@ -231,6 +233,59 @@ def test_config_round_trip_and_a_flag_given_wins(tmp_path):
     assert (again.pairs, again.epochs, again.lr) == ("p.tsv", 3, 0.2), "the required --pairs comes from the file"
     assert again.overwrite is False and again.version is None, "never restored: deleting a run, a fixed version"
     assert parse_recipe_args(config_parser(), ["--config", str(saved), "--epochs", "5"]).epochs == 5
+
+
+def preset_parser():
+    parser = config_parser()
+    add_preset_argument(parser, {"base": {"epochs": 30, "lr": 0.1}, "long": {"epochs": 60, "lr": 0.05}}, default="base")
+    return parser
+
+
+def test_a_preset_sets_defaults_that_flags_given_and_config_files_meet_in_order(tmp_path):
+    assert parse_recipe_args(preset_parser(), ["--pairs", "p"]).epochs == 30
+    long = parse_recipe_args(preset_parser(), ["--pairs", "p", "--preset", "long"])
+    assert (long.preset, long.epochs, long.lr) == ("long", 60, 0.05)
+    assert parse_recipe_args(preset_parser(), ["--pairs", "p", "--preset", "long", "--lr", "0.2"]).lr == 0.2
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps({**vars(long), "lr": 0.3}))
+    assert parse_recipe_args(preset_parser(), ["--config", str(saved)]).lr == 0.3, "the file's settings, as recorded"
+    again = parse_recipe_args(preset_parser(), ["--config", str(saved), "--preset", "base"])
+    assert (again.epochs, again.lr) == (30, 0.1), "a preset given sets every flag presets name"
+
+
+def test_a_preset_is_spelled_out_in_help_and_an_unknown_one_refused(capsys):
+    shown = " ".join(preset_parser().format_help().split())
+    assert "--preset {base,long} named defaults, flags given override them (base: --epochs 30 --lr 0.1; " \
+           "long: --epochs 60 --lr 0.05)" in shown
+    with pytest.raises(SystemExit) as exited:
+        parse_recipe_args(preset_parser(), ["--pairs", "p", "--preset", "longer"])
+    assert exited.value.code == 2 and "argument --preset: invalid choice: 'longer'" in capsys.readouterr().err
+    odd = {"epochs": 3}  # no --lr
+    with pytest.raises(ValueError, match=r"preset 'odd': expected values for the flags \['epochs', 'lr'\]"):
+        add_preset_argument(config_parser(), {"base": {"epochs": 30, "lr": 0.1}, "odd": odd}, default="base")
+    with pytest.raises(ValueError, match=re.escape("each a flag of this recipe that takes a value. Received: ['overwrite']")):
+        add_preset_argument(config_parser(), {"base": {"overwrite": True}}, default="base")  # a switch
+
+
+def test_the_recipes_presets_resolve_to_their_documented_flags():
+    from kvision.recipes import cifar10, fashion_mnist
+
+    best = fashion_mnist.settings(["--preset", "best"])
+    assert (best.model, best.random_erasing, best.tta, best.crop_padding) == ("resnet20", 0.5, "flip", 2)
+    assert fashion_mnist.settings([]).model == "cnn_fast" and fashion_mnist.settings([]).random_erasing == 0
+    paper, fast = (parse_recipe_args(classification.build_parser("", cifar10.PRESETS["paper"], cifar10.PRESETS), argv)
+                   for argv in ([], ["--preset", "fast"]))
+    assert (paper.preset, paper.epochs, paper.schedule) == ("paper", 164, "piecewise")
+    assert (fast.epochs, fast.schedule, fast.tta, fast.label_smoothing) == (30, "cosine", "flip", 0.1)
+
+
+def test_random_erasing_takes_a_probability(capsys):
+    from kvision.recipes import fashion_mnist
+
+    assert fashion_mnist.settings(["--random-erasing", "0.25"]).random_erasing == 0.25
+    with pytest.raises(SystemExit):
+        fashion_mnist.settings(["--random-erasing", "1.5"])
+    assert "argument --random-erasing: expected a probability in [0, 1]. Received: 1.5" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("content, message", [
