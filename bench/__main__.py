@@ -92,7 +92,7 @@ def render():
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="runs/fashion_mnist_cnn/checkpoints/best.keras",
+    parser.add_argument("--model", default="runs/fashion_mnist_cnn_fast/checkpoints/best.keras",
                         help="the trained classifier for inference_latency (default: %(default)s)")
     parser.add_argument("--no-run", action="store_true", help="only rewrite BENCHMARKS.md from bench/results")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)

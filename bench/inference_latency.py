@@ -83,7 +83,7 @@ def latencies(predict, images, reps):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = make_parser("inference_latency", __doc__, training=False)
-    parser.add_argument("--model", default="runs/fashion_mnist_cnn/checkpoints/best.keras",
+    parser.add_argument("--model", default="runs/fashion_mnist_cnn_fast/checkpoints/best.keras",
                         help="a trained kvision classifier (.keras) (default: %(default)s)")
     parser.add_argument("--dataset", default="fashion_mnist", help="its dataset, for test images (default: %(default)s)")
     parser.add_argument("--data-dir", help="where the dataset is (default: the dataset's usual places)")
