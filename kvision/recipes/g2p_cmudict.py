@@ -12,6 +12,12 @@ Candidates for better figures, each a flag (the defaults are today's):
     --average-last 5              # evaluate and export the mean of the last 5 epochs' weights
     --beam-width 4 --length-penalty 0.6   # g2p-seq2seq's decoding: rank by log P / ((5 + length) / 6)^0.6
 
+Measured (README's Results): the default attention LSTM, 30 epochs: test WER
+27.94%, PER 6.63%; the 2 × 256 Transformer with label smoothing 0.1, the mean
+of the last 5 epochs, beam 4 and length penalty 0.6, 45 epochs: 30.57%,
+7.45% (it underfits at dropout 0.2: training and validation token accuracy
+end level).
+
 Words are split into train/validation/test by a hash of the word, so all
 pronunciations of a word stay in one split. Stress digits are dropped (the
 39-phoneme setting of the G2P literature) unless ``--stress``. Reported on
