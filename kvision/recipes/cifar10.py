@@ -35,4 +35,4 @@ PRESETS = {
 def main(argv=None):
     """``classification.main`` with this recipe's defaults and presets."""
     return classification.main(argv, description=__doc__, presets=PRESETS, dataset="cifar10", model="resnet20", lr=0.1,
-                               validation_size=0, crop_padding=4, **PRESETS["paper"])
+                               validation_size=0, crop_padding=4)

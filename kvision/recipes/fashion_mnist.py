@@ -42,7 +42,7 @@ PRESETS = {
     "classic": dict(model="cnn", epochs=20, lr=0.05, weight_decay=1e-4, warmup_epochs=0.0, label_smoothing=0.0,
                     crop_padding=0, random_erasing=0.0, tta="none"),
 }
-DEFAULTS = dict(dataset="fashion_mnist", **PRESETS["fast"])
+DEFAULTS = dict(dataset="fashion_mnist")  # and the first preset's (add_preset_argument sets them)
 
 
 def settings(argv=()):

@@ -121,6 +121,17 @@ def test_pad_training_batches_are_unchanged():
     )
 
 
+def test_random_erasing_is_a_probability_and_erases_streamed_training_batches():
+    images, labels = quadrant_images(8, size=16, channels=3, seed=4)
+    split = memory_split(images, labels)
+    with pytest.raises(DataError, match=r"Expected random_erasing to be a probability in \[0, 1\]\. Received: random_erasing=2"):
+        stream_pipeline(split, image_shape=(16, 16, 3), batch_size=8, training=True, random_erasing=2)
+    plain = dict(image_shape=(16, 16, 3), batch_size=8, training=True, seed=7, crop_padding=0, flip=False)
+    kept = np.concatenate([x.numpy() for x, _ in stream_pipeline(split, **plain)])
+    erased = np.concatenate([x.numpy() for x, _ in stream_pipeline(split, random_erasing=1.0, **plain)])
+    assert np.mean(np.any(kept != erased, axis=(1, 2, 3))) >= 0.75
+
+
 def test_jpeg_window_decodes_as_full_decode_then_crop():
     """decode_and_crop_jpeg gives the pixels of the full decode's window (within JPEG upsampling rounding)."""
     encoded = encode(photos(1)[0], "jpeg")[0]
