@@ -26,7 +26,9 @@ for 90 epochs with 2-pixel pad-and-crop, flips and random erasing (p =
 0.5), otherwise the same schedule and flip TTA — Zhong et al.'s ResNet-20 +
 random erasing reaches 95.98% with 300 epochs of a step schedule
 (https://arxiv.org/abs/1708.04896); the preset aims at ≥ 95.5% within 2.5
-hours of training on the 2-core machine (not measured yet).
+hours of training on the 2-core machine. Measured (README's Results): 95.21%
+test accuracy after 1 h 54 min of training (best validation 95.52%, epoch
+83), short of the aim by 0.3 points.
 ``--help`` spells every preset out as flags; flags given override a preset's.
 """
 
