@@ -16,7 +16,7 @@ from kvision.data.dataset import check_labels, check_split
 from kvision.errors import DataError
 
 
-def check_probability(name, value):
+def _check_probability(name, value):
     """``DataError`` unless ``value`` is a number in [0, 1]."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
         raise DataError(f"Expected {name} to be a probability in [0, 1]. Received: {name}={value!r}")
@@ -28,6 +28,13 @@ def _check_int(name, value, minimum, allow_none=False):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         expected = f"an int >= {minimum}" + (" or None" if allow_none else "")
         raise DataError(f"Expected {name} to be {expected}. Received: {name}={value!r}")
+
+
+def check_augmentation(crop_padding, cutout, random_erasing):
+    """``DataError`` unless ``augment_batch``'s settings are valid; ``make_pipeline`` and ``stream_pipeline`` share it."""
+    _check_int("crop_padding", crop_padding, 0)
+    _check_int("cutout", cutout, 0)
+    _check_probability("random_erasing", random_erasing)
 
 
 def _class_turns(images, labels, *, seed, cache):
@@ -53,9 +60,7 @@ def _validate(images, labels, batch_size, seed, crop_padding, cutout, random_era
         raise DataError(f"make_pipeline: expected integer labels. Received: dtype {labels.dtype}")
     _check_int("batch_size", batch_size, 1)
     _check_int("seed", seed, 0, allow_none=True)
-    _check_int("crop_padding", crop_padding, 0)
-    _check_int("cutout", cutout, 0)
-    check_probability("random_erasing", random_erasing)
+    check_augmentation(crop_padding, cutout, random_erasing)
     _check_int("shuffle_buffer", shuffle_buffer, 1, allow_none=True)
     _check_int("num_classes", num_classes, 1, allow_none=True)
     if num_classes is not None:

@@ -21,7 +21,7 @@ import tensorflow as tf
 from kvision.data.augment import augment_batch
 from kvision.data.crop import CROPS, random_window, resize_to, resize_window
 from kvision.data.decode import ImageLimits, decode_center, decode_image
-from kvision.data.pipeline import check_probability
+from kvision.data.pipeline import check_augmentation
 from kvision.errors import DataError
 
 SPLITS = ("train", "validation", "test")
@@ -156,7 +156,7 @@ def stream_pipeline(split, *, image_shape, batch_size, training, num_classes=Non
     """
     if crop not in CROPS:
         raise DataError(f"Expected crop to be one of {CROPS}. Received: crop={crop!r}")
-    check_probability("random_erasing", random_erasing)
+    check_augmentation(crop_padding, cutout, random_erasing)
     deterministic = seed is not None or not training
     dataset = split.read(input_context=input_context, shuffle=training, seed=seed)
     if training:

@@ -126,6 +126,8 @@ def test_random_erasing_is_a_probability_and_erases_streamed_training_batches():
     split = memory_split(images, labels)
     with pytest.raises(DataError, match=r"Expected random_erasing to be a probability in \[0, 1\]\. Received: random_erasing=2"):
         stream_pipeline(split, image_shape=(16, 16, 3), batch_size=8, training=True, random_erasing=2)
+    with pytest.raises(DataError, match=r"Expected cutout to be an int >= 0\. Received: cutout=-4"):
+        stream_pipeline(split, image_shape=(16, 16, 3), batch_size=8, training=True, cutout=-4)
     plain = dict(image_shape=(16, 16, 3), batch_size=8, training=True, seed=7, crop_padding=0, flip=False)
     kept = np.concatenate([x.numpy() for x, _ in stream_pipeline(split, **plain)])
     erased = np.concatenate([x.numpy() for x, _ in stream_pipeline(split, random_erasing=1.0, **plain)])
