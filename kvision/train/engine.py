@@ -329,6 +329,8 @@ def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, mode
     """
     network = getattr(model, "network", model)
     averaged = ()
+    if steps_per_epoch is None:
+        train_ds, steps_per_epoch = repeat_epochs(train_ds, strategy)
     with worker_dir(run_dir) as out_dir:
         run_callbacks, best_path = make_callbacks(
             run_dir, out_dir, monitor=monitor, mode=mode, early_stopping_patience=early_stopping_patience,
@@ -351,6 +353,29 @@ def fit_run(model, train_ds, val_ds, *, run_dir, epochs, monitor, strategy, mode
         elif restore_best and val_ds is not None and best_path.exists():
             network.load_weights(best_path)
     return run_result(network, history.history, run_dir, strategy, averaged)
+
+
+def repeat_epochs(dataset, strategy):
+    """``(dataset, steps_per_epoch)`` that let ``fit`` keep one iterator for the whole run.
+
+    Over a dataset that runs out, Keras makes a new iterator every epoch, and
+    freeing the spent one can block ``fit`` for ~20 s, the machine idle, while
+    it waits for a background thread of the input pipeline (``py-spy``: the
+    main thread in ``~IteratorResource``; in 3 of the main job's 8 epochs). So
+    a finite ``tf.data.Dataset`` is repeated and its length becomes
+    ``steps_per_epoch``: the same epochs (each pass reshuffled and
+    re-augmented), and the next epoch's batches prefetched during validation.
+
+    Left as it is: anything but a dataset of known length, and any dataset
+    under a ``tf.distribute`` strategy other than the default: there Keras
+    first peeks one batch through an iterator of its own, whose prefetching
+    could reach into a short epoch's successor and draw that epoch's shuffle
+    and augmentation seeds, racing the training iterator for them.
+    """
+    steps = int(dataset.cardinality()) if isinstance(dataset, tf.data.Dataset) else -1
+    if steps <= 0 or strategy is not tf.distribute.get_strategy():  # infinite, unknown or empty; a peeking strategy
+        return dataset, None
+    return dataset.repeat(), steps
 
 
 def run_result(network, history, run_dir, strategy, averaged_epochs=()):

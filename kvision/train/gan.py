@@ -20,7 +20,7 @@ from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.models.gan import GAN, to_uint8
 from kvision.train.callbacks import SharedBackupAndRestore, run_paths, start_history
-from kvision.train.engine import build_with_policy, finished_checkpoint
+from kvision.train.engine import build_with_policy, finished_checkpoint, repeat_epochs
 from kvision.train.strategy import get_strategy, global_batch_size, worker_dir
 from kvision.train.tensorboard import parse_profile_batches, tensorboard_callbacks
 
@@ -240,9 +240,11 @@ def fit_gan(
             SharedBackupAndRestore(backup, out["backup"], finished=out["finished"]),
             keras.callbacks.CSVLogger(str(out["history"]), append=True),
         ]
+        dataset, steps_per_epoch = repeat_epochs(dataset, strategy)
         history = gan.fit(
             dataset,
             epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
             callbacks=[*run_callbacks, *callbacks],
             verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
         )

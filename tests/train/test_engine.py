@@ -14,7 +14,7 @@ from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.train import Distiller, apply_weight_decay, compile_run, fit_classifier, fit_or_load, get_strategy
 from kvision.train.callbacks import TrainingClock, best_so_far, epoch_weights_path, run_paths
-from kvision.train.engine import average_epoch_weights, finished_checkpoint
+from kvision.train.engine import average_epoch_weights, finished_checkpoint, repeat_epochs
 from tests.helpers import quadrant_images, small_cnn
 
 TRAIN = quadrant_images(128, seed=1)
@@ -259,3 +259,33 @@ def test_average_epoch_weights_is_the_exact_mean_of_the_last_epochs(tmp_path):
     epoch_weights_path(tmp_path, 3).unlink()
     with pytest.raises(ModelError, match="Received: missing epoch0003.weights.h5"):
         average_epoch_weights(model, tmp_path, last=2, through=4)
+
+
+def test_repeat_epochs_keeps_one_iterator_over_exact_reshuffled_epochs():
+    """A finite pipeline becomes a repeated one of the same epochs: each pass every example once, reshuffled."""
+    labels = np.arange(40)
+    images = np.zeros((40, 4, 4, 1), np.uint8)
+    dataset, steps = repeat_epochs(make_pipeline(images, labels, batch_size=8, training=True, seed=5),
+                                   tf.distribute.get_strategy())
+    assert steps == 5
+    batches = [batch_labels.numpy() for _, batch_labels in dataset.take(3 * steps)]
+    epochs = [np.concatenate(batches[i * steps:(i + 1) * steps]) for i in range(3)]
+    for epoch in epochs:
+        np.testing.assert_array_equal(np.sort(epoch), labels)
+    assert not np.array_equal(epochs[0], epochs[1]) and not np.array_equal(epochs[1], epochs[2])
+
+
+@pytest.mark.parametrize("dataset", [
+    tf.data.Dataset.range(4).repeat(),  # infinite
+    tf.data.Dataset.range(8).filter(lambda x: x % 2 == 0),  # unknown length
+    np.zeros((4, 2)),  # not a tf.data.Dataset
+])
+def test_repeat_epochs_leaves_what_it_cannot_count(dataset):
+    same, steps = repeat_epochs(dataset, tf.distribute.get_strategy())
+    assert same is dataset and steps is None
+
+
+def test_repeat_epochs_leaves_a_peeking_strategy_s_input():
+    dataset = tf.data.Dataset.range(4).batch(2)
+    same, steps = repeat_epochs(dataset, get_strategy(["/cpu:0"]))
+    assert same is dataset and steps is None
