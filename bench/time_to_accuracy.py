@@ -192,6 +192,7 @@ def run_torch(settings, work):
 
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, rate)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    bfloat16 = settings.mixed_precision == "bfloat16"  # the recipe's mixed precision, as PyTorch's autocast
 
     def logits(x):
         model.eval()
@@ -213,7 +214,9 @@ def run_torch(settings, work):
             if settings.flip:
                 x = torch.where(torch.rand(len(x), 1, 1, 1) < 0.5, x.flip(3), x)
             optimizer.zero_grad(set_to_none=True)
-            loss_fn(model(x), y).backward()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+                loss = loss_fn(model(x), y)
+            loss.backward()
             optimizer.step()
             schedule.step()
         val = accuracy(arrays["val_x"], arrays["val_y"])

@@ -38,7 +38,7 @@ from kvision.recipes.common import (add_export_arguments, add_preset_argument, a
                                     probability, recipe_parser, run_recipe, tensorboard_options, training_command)
 from kvision.train import AdversarialTraining, fit_or_load, get_strategy, is_chief, run_paths, worker_dir
 from kvision.train.adversarial import check_attack
-from kvision.train.engine import OPTIMIZERS
+from kvision.train.engine import OPTIMIZERS, float32_twin
 from kvision.train.schedules import SCHEDULES
 
 ROBUSTNESS_STEPS = 20
@@ -340,8 +340,9 @@ def run(args, *, rules):
         wrap = partial(AdversarialTraining, epsilon=args.adversarial_eps, steps=args.adversarial_steps,
                        step_size=args.adversarial_step_size)
     start = time.time()
+    network_fn = partial(build, args.model, data.image_shape, data.dataset.num_classes, mean=data.mean, std=data.std)
     result = fit_or_load(  # a finished training is loaded: a re-run after a failed export exports again
-        lambda: build(args.model, data.image_shape, data.dataset.num_classes, mean=data.mean, std=data.std),
+        network_fn,
         data.train,
         data.validation,
         run_dir=run_dir,
@@ -369,7 +370,8 @@ def run(args, *, rules):
         **data.fit_options(args),
     )
     train_seconds = time.time() - start
-    model = flip_averaged(result.model) if args.tta == "flip" else result.model  # what is tested is what is served
+    network = float32_twin(result.model, network_fn)  # after mixed precision: served (and so tested) in float32
+    model = flip_averaged(network) if args.tta == "flip" else network  # what is tested is what is served
     report = evaluate_test(model, data, run_dir)
     export = robustness = None
     if is_chief():

@@ -26,6 +26,7 @@ from kvision.errors import ExportError, exit_on_error
 from kvision.export.exporters import export_captioner, export_classifier, export_generator, export_translator
 from kvision.export.onnx_export import ONNX_INSTALL, require_onnx
 from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
+from kvision.train.engine import MIXED_PRECISION
 from kvision.train.records import open_run
 
 # Settings that change no training, besides the "export" group's flags: where a run lives, how it reports, the
@@ -68,8 +69,10 @@ def add_data_arguments(parser, datasets):
 def add_speed_arguments(parser, *, profile=True):
     """``--mixed-precision``, ``--xla`` and (``profile``) ``--profile-batches``, in a "speed" group of ``parser``."""
     speed = parser.add_argument_group("speed")
-    speed.add_argument("--mixed-precision", action="store_true",
-                       help="mixed_float16 compute with dynamic loss scaling (float32 weights and outputs)")
+    speed.add_argument("--mixed-precision", nargs="?", const="float16", choices=MIXED_PRECISION,
+                       help="mixed-precision compute, float32 weights and outputs: float16 (GPUs; dynamic loss "
+                            "scaling; the flag alone) or bfloat16 (CPUs with AMX or AVX512-BF16, TPUs); "
+                            "default: float32")
     speed.add_argument("--xla", action="store_true", help="compile the train step with XLA (jit_compile)")
     if profile:
         speed.add_argument("--profile-batches", metavar="A,B",

@@ -77,18 +77,52 @@ def apply_weight_decay(model, weight_decay):
             kernel.regularizer = regularizer
 
 
+MIXED_PRECISION = ("float16", "bfloat16")
+
+
+def dtype_policy(mixed_precision):
+    """The Keras dtype policy of a ``mixed_precision`` setting.
+
+    False/None: ``float32``; True or ``"float16"``: ``mixed_float16`` (GPUs;
+    Keras adds dynamic loss scaling); ``"bfloat16"``: ``mixed_bfloat16``
+    (CPUs with AMX or AVX512-BF16, TPUs; no loss scaling needed).
+    """
+    if not mixed_precision:
+        return "float32"
+    compute = "float16" if mixed_precision is True else mixed_precision
+    if compute not in MIXED_PRECISION:
+        raise ModelError(f"Expected mixed_precision to be one of {MIXED_PRECISION}, True or False. "
+                         f"Received: {mixed_precision!r}")
+    return f"mixed_{compute}"
+
+
 def build_with_policy(model_fn, mixed_precision):
-    """``model_fn()`` built under ``mixed_float16`` (or float32); the global policy is restored after.
+    """``model_fn()`` built under ``mixed_precision``'s policy (``dtype_policy``); the global policy is restored after.
 
     Layers keep the policy they were built with, so the model trains in mixed
     precision without leaking the setting into whatever the process builds next.
     """
+    policy = dtype_policy(mixed_precision)
     previous = keras.mixed_precision.dtype_policy()
-    keras.mixed_precision.set_dtype_policy("mixed_float16" if mixed_precision else "float32")
+    keras.mixed_precision.set_dtype_policy(policy)
     try:
         return model_fn()
     finally:
         keras.mixed_precision.set_dtype_policy(previous)
+
+
+def float32_twin(network, model_fn):
+    """``network`` as ``model_fn()`` built in float32 with its weights: what is evaluated and served after mixed precision.
+
+    Mixed-precision layers keep float32 variables, so the copy is exact; its
+    graph computes in float32, which every serving target (TF Serving on any
+    CPU, TFLite) runs at full speed.
+    """
+    if all(layer.compute_dtype == "float32" for layer in network.layers):
+        return network
+    twin = build_with_policy(model_fn, False)
+    twin.set_weights(network.get_weights())
+    return twin
 
 
 def compile_run(model, *, steps_per_epoch, epochs, optimizer="sgd", learning_rate=0.1, momentum=0.9,
@@ -188,8 +222,9 @@ def fit_classifier(
         data_service: ``grpc://HOST:PORT`` of a tf.data service dispatcher
             that runs the training stream's reading, decoding and
             augmentation (``kvision.data.service``); streams only.
-        mixed_precision: train under the ``mixed_float16`` policy with
-            dynamic loss scaling.
+        mixed_precision: train under a mixed policy (``dtype_policy``):
+            True or ``"float16"`` (with dynamic loss scaling), ``"bfloat16"``;
+            ``float32_twin`` gives the trained network back in float32.
         xla: compile the train step with XLA (``jit_compile``).
         wrap: ``network -> keras.Model`` training it with a custom
             ``train_step`` (``AdversarialTraining``, ``Distiller``); the

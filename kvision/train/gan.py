@@ -194,8 +194,8 @@ def fit_gan(
     loaded from its checkpoints, not trained again. Training stops with
     ``ModelError`` on NaN/inf losses, or on mode collapse after
     ``collapse_min_steps`` generator steps (see ``TrainingHealth``).
-    ``mixed_precision`` builds both networks under ``mixed_float16`` with
-    dynamic loss scaling; ``xla`` compiles the train step with XLA.
+    ``mixed_precision`` builds both networks under a mixed policy
+    (``engine.dtype_policy``; float16 with dynamic loss scaling); ``xla`` compiles the train step with XLA.
     TensorBoard gets the train step's graph, ``hparams`` (the run's
     settings) as an HParams session and the profiler on ``profile_batches``
     (``kvision.train.tensorboard.tensorboard_callbacks``).

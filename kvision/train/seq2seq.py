@@ -148,8 +148,8 @@ def fit_teacher_forced(
         train_ds, val_ds: ``(inputs, target_out, weights)`` batches (``text_pipeline``, ``caption_pipeline``).
         steps_per_epoch: batches in ``train_ds``.
         warmup_epochs: linear learning-rate warm-up (at most half of training).
-        mixed_precision: build under ``mixed_float16`` (float32 logits; Keras
-            wraps the optimizer in dynamic loss scaling).
+        mixed_precision: build under a mixed policy (``engine.dtype_policy``;
+            float32 logits).
         xla: compile the train step with XLA (``jit_compile``).
         label_smoothing: ε of the loss (``TokenCrossentropy``).
         average_last: average the weights of the last this many epochs into

@@ -268,7 +268,7 @@ def fit_simclr(
             random window of ``crop_scale`` of each image before the views'
             own crops (``augmentation``'s ``crop_scale``).
         seed: seeds weights, shuffling and augmentation.
-        mixed_precision: build under ``mixed_float16`` with dynamic loss scaling.
+        mixed_precision: build under a mixed policy (``engine.dtype_policy``).
         xla: compile the train step with XLA.
 
     Returns:

@@ -125,7 +125,7 @@ def fit_vae(
             validation images are the ones reconstructed every epoch.
         beta: weight of the KL term (see ``VAE``).
         seed: an int; seeds weights, shuffling and the reparameterisation noise.
-        mixed_precision: build under ``mixed_float16`` with dynamic loss scaling.
+        mixed_precision: build under a mixed policy (``engine.dtype_policy``).
         xla: compile the train step with XLA.
         hparams, profile_batches: the run's settings for TensorBoard's HParams
             dashboard, batches to profile (see ``kvision.train.make_callbacks``).

@@ -14,6 +14,7 @@ import pytest
 import tensorflow as tf
 
 from kvision.errors import ExportError
+from kvision.recipes import fashion_mnist
 from kvision.recipes.inventory import runs_table
 from kvision.saving import load_model
 from tests.data.writers import CIFAR10_NAMES, make_tar_gz, write_cifar10_binary, write_idx_dataset
@@ -205,6 +206,20 @@ def test_every_recipe_documents_its_flags(tmp_path, monkeypatch):
             assert flag in result.stdout
         if script == "cifar10.py":
             assert "(default: resnet20)" in " ".join(result.stdout.split()), "the model the CIFAR-10 run below replaces"
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], None), (["--mixed-precision"], "float16"), (["--mixed-precision", "bfloat16"], "bfloat16"),
+])
+def test_mixed_precision_flag_names_the_compute_type(argv, expected):
+    assert fashion_mnist.settings(argv).mixed_precision == expected
+
+
+def test_an_unknown_mixed_precision_flag_lists_the_choices(capsys):
+    with pytest.raises(SystemExit):
+        fashion_mnist.settings(["--mixed-precision", "float8"])
+    error = capsys.readouterr().err
+    assert "--mixed-precision: invalid choice: 'float8'" in error and "float16" in error and "bfloat16" in error
 
 
 @pytest.mark.slow

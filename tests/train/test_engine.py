@@ -14,7 +14,13 @@ from kvision.data import make_pipeline
 from kvision.errors import ModelError
 from kvision.train import Distiller, apply_weight_decay, compile_run, fit_classifier, fit_or_load, get_strategy
 from kvision.train.callbacks import TrainingClock, best_so_far, epoch_weights_path, run_paths
-from kvision.train.engine import average_epoch_weights, finished_checkpoint, repeat_epochs
+from kvision.train.engine import (
+    average_epoch_weights,
+    dtype_policy,
+    finished_checkpoint,
+    float32_twin,
+    repeat_epochs,
+)
 from tests.helpers import quadrant_images, small_cnn
 
 TRAIN = quadrant_images(128, seed=1)
@@ -152,6 +158,39 @@ def test_mixed_precision_trains_close_to_float32(float32_run, tmp_path):
     assert mixed.model.output.dtype == "float32"
     np.testing.assert_allclose(mixed.history["loss"], float32_run.history["loss"], rtol=0.01)
     assert mixed.history["loss"][-1] < 0.5 * mixed.history["loss"][0]
+
+
+def test_bfloat16_trains_close_to_float32_and_serves_in_float32(float32_run, tmp_path):
+    """bfloat16 compute needs no loss scaling; its float32 twin holds the same weights and computes in float32."""
+    mixed = fit_classifier(no_dropout_cnn, TRAIN, run_dir=tmp_path, mixed_precision="bfloat16", **COMPARED)
+    assert mixed.model.get_layer("block1_conv1_conv").compute_dtype == "bfloat16"
+    assert not isinstance(mixed.model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert keras.mixed_precision.dtype_policy().name == "float32", "the global policy is restored"
+    np.testing.assert_allclose(mixed.history["loss"], float32_run.history["loss"], rtol=0.05)
+    assert mixed.history["loss"][-1] < 0.5 * mixed.history["loss"][0]
+
+    twin = float32_twin(mixed.model, no_dropout_cnn)
+    assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
+    for a, b in zip(twin.get_weights(), mixed.model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    images = VAL[0].astype("float32")
+    exact, rounded = twin.predict(images, verbose=0), mixed.model.predict(images, verbose=0)
+    assert exact.dtype == np.float32
+    np.testing.assert_allclose(exact, rounded, atol=0.1 * np.abs(exact).max())  # bfloat16 keeps ~3 digits
+    assert float32_twin(twin, no_dropout_cnn) is twin, "a float32 network is its own twin"
+
+
+@pytest.mark.parametrize(("setting", "policy"), [
+    (False, "float32"), (None, "float32"), (True, "mixed_float16"), ("float16", "mixed_float16"),
+    ("bfloat16", "mixed_bfloat16"),
+])
+def test_dtype_policy_names_keras_policy(setting, policy):
+    assert dtype_policy(setting) == policy
+
+
+def test_an_unknown_mixed_precision_is_a_clear_error():
+    with pytest.raises(ModelError, match=r"one of \('float16', 'bfloat16'\).*Received: 'float8'"):
+        dtype_policy("float8")
 
 
 def test_xla_trains_like_the_default_compiler(float32_run, tmp_path):
