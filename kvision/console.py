@@ -63,6 +63,21 @@ def silenced_stderr():
         os.close(null)
 
 
+@contextlib.contextmanager
+def quiet_native_logs(environ=None):
+    """``silenced_stderr`` for the block when TensorFlow's log level hides INFO and WARNING (``TF_CPP_MIN_LOG_LEVEL`` ≥ 2).
+
+    For C++ code that writes to stderr without asking that level: the TFLite
+    converter's "fully_quantize: 0, inference_type: 6, …" and LiteRT's "INFO:
+    Created TensorFlow Lite XNNPACK delegate for CPU." (measured, TensorFlow
+    2.21). Their errors still reach the caller, as exceptions.
+    """
+    level = (os.environ if environ is None else environ).get("TF_CPP_MIN_LOG_LEVEL", "0")
+    quiet = level.isdigit() and int(level) >= int(QUIET_LOG_LEVEL)
+    with silenced_stderr() if quiet else contextlib.nullcontext():
+        yield
+
+
 def start_tensorflow(argv=None, environ=None):
     """A command's TensorFlow start: oneDNN's CPU kernels on (``use_onednn``), then a quiet import (``quiet_tensorflow``)."""
     use_onednn(environ)

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kvision.console import quiet_native_logs
 from kvision.errors import ExportError
 
 VARIANTS = ("float32", "float16", "dynamic", "int8")
@@ -102,9 +103,21 @@ def convert_function(model, function, input_specs, variant, *, representative_da
         if allow_select_ops:
             ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
         converter.target_spec.supported_ops = ops
-        with warnings.catch_warnings():  # int8 calibration runs TF's own deprecated tf.lite.Interpreter
+        with warnings.catch_warnings(), quiet_native_logs():  # int8 calibration runs TF's deprecated tf.lite.Interpreter
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
             return converter.convert()
+
+
+def load_interpreter(**source):
+    """A LiteRT ``Interpreter`` of ``model_path=`` or ``model_content=``, its tensors allocated.
+
+    Allocating applies the XNNPACK delegate, whose INFO line, like the
+    interpreter's own, is kept off the terminal by ``quiet_native_logs``.
+    """
+    with quiet_native_logs():
+        interpreter = Interpreter(**source)
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 class TFLiteClassifier:
@@ -116,9 +129,9 @@ class TFLiteClassifier:
 
     def __init__(self, path_or_bytes):
         if isinstance(path_or_bytes, bytes):
-            self.interpreter = Interpreter(model_content=path_or_bytes)
+            self.interpreter = load_interpreter(model_content=path_or_bytes)
         else:
-            self.interpreter = Interpreter(model_path=str(path_or_bytes))
+            self.interpreter = load_interpreter(model_path=str(path_or_bytes))
         signatures = self.interpreter.get_signature_list()
         if "serving_default" not in signatures:
             raise ExportError(f"Expected a TFLite model with a serving_default signature. Received: {sorted(signatures)}")

@@ -22,7 +22,7 @@ import tensorflow as tf
 from kvision.export.files import owner_tag
 from kvision.export.saved_model import read_warmup
 from kvision.export.signatures import OUTPUTS
-from kvision.export.tflite import Interpreter
+from kvision.export.tflite import load_interpreter
 
 SERVING_CHECK = Path(__file__).with_name("serving_check.py")
 SERVING_CHECK_PREFIX = "kvision-serving-check-"
@@ -264,7 +264,7 @@ def generator_figures(generator, inputs, expected_images):
 
 def generator_tflite_figures(path, inputs, expected_images):
     """``generator_figures`` of a generator's ``.tflite``."""
-    runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+    runner = load_interpreter(model_path=str(path)).get_signature_runner("serving_default")
     return generator_figures(lambda batch: runner(**batch)["images"], inputs, expected_images)
 
 

@@ -1,11 +1,26 @@
 """TFLite conversion: each variant, its input type, built-in ops only, LiteRT inference."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from kvision.errors import ExportError
 from kvision.export import TFLiteClassifier, convert
 from kvision.export.tflite import Interpreter, parse_variants
+
+ROOT = Path(__file__).resolve().parents[2]
+CONVERT_AND_RUN = """
+import keras, numpy as np
+from kvision.export import TFLiteClassifier, convert
+inputs = keras.Input((8, 8, 1), name="image")
+model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(keras.layers.Conv2D(4, 3)(inputs))))
+images = np.random.default_rng(0).integers(0, 256, (8, 8, 8, 1)).astype("float32")
+print(TFLiteClassifier(convert(model, "int8", representative_images=images)).logits(images).shape)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +86,14 @@ def test_bad_options_say_what_was_expected(trained_cnn):
         convert(trained_cnn, "int8")
     with pytest.raises(ExportError, match="int8_io among float32, uint8, int8. Received: 'int16'"):
         convert(trained_cnn, "int8", representative_images=np.zeros((2, 16, 16, 1)), int8_io="int16")
+
+
+@pytest.mark.parametrize("level, noisy", [("2", False), ("0", True)])
+def test_conversion_and_loading_keep_tflite_info_lines_off_at_a_quiet_log_level(tmp_path, level, noisy):
+    """The converter's and LiteRT's C++ INFO lines ignore TF_CPP_MIN_LOG_LEVEL; the level the command sets hides them."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": level}
+    done = subprocess.run([sys.executable, "-c", CONVERT_AND_RUN], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "(8, 3)", done.stderr[-2000:]
+    for line in ("fully_quantize: 0", "Created TensorFlow Lite XNNPACK delegate"):
+        assert (line in done.stderr) == noisy, done.stderr[-2000:]

@@ -27,7 +27,8 @@ from tests.recipes.helpers import ROOT, run_in_process, run_kvision, summary_of
 FASHION = ["--data-dir", "data", "--epochs", 3, "--batch-size", 16, "--validation-size", 32, "--lr", 0.05,
            "--crop-padding", 2]
 ADVERSARIAL = ["--adversarial-eps", 0.05, "--adversarial-steps", 1]
-NOISE = ("absl::InitializeLog", "cudart_stub", "cuInit", "cpu_feature_guard", "oneDNN")  # TensorFlow's start-up lines
+# TensorFlow's start-up lines, and LiteRT's INFO line when the export's TFLite file is first run
+NOISE = ("absl::InitializeLog", "cudart_stub", "cuInit", "cpu_feature_guard", "oneDNN", "XNNPACK delegate")
 ROBUSTNESS = ["--robustness-eps", 0, 0.1, "--robustness-examples", 24]  # evaluation only: reruns leave them out
 
 
@@ -92,7 +93,7 @@ def test_kvision_train_records_its_command_and_runs_lists_it(fashion_run):
     assert first[1].startswith("data: fashion_mnist from ")
     assert first[2].startswith("devices: ") and first[3] == "run: runs/fm: a new run"
     noise = [line for line in result.stderr.splitlines() if any(noise in line for noise in NOISE)]
-    assert not noise, "the command hides TensorFlow's start-up lines (kvision.console.start_tensorflow)"
+    assert not noise, "the command hides TensorFlow's start-up lines (kvision.console) and LiteRT's"
     summary = summary_of(result.stdout)
     tail = result.stdout[result.stdout.rindex("\n}\n"):]
     assert re.search(rf"\n\s*test_accuracy\s+{round(summary['test_accuracy'], 4)}\n", tail), "the summary table"
