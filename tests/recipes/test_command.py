@@ -117,13 +117,6 @@ def test_onednn_is_left_as_the_user_chose_and_a_late_call_alone():
     assert use_onednn(environ) is False and environ == {}, "TensorFlow is imported in this process"
 
 
-@pytest.fixture(scope="module")
-def lazy_root(tmp_path_factory):
-    """Skip-as-xfail unless ``import kvision`` leaves TensorFlow unimported (the lazy root of issue 21's other branch)."""
-    if imports_tensorflow("import kvision", tmp_path_factory.mktemp("probe")):
-        pytest.xfail("`import kvision` still imports TensorFlow (the lazy package root is another branch of issue 21)")
-
-
 def test_a_command_starts_tensorflow_quiet_with_onednn_and_verbose_shows_the_noise(tmp_path):
     """The mechanism alone (kvision/console.py loaded by path, so no package import runs first), through a first op.
 
@@ -144,7 +137,7 @@ def test_a_command_starts_tensorflow_quiet_with_onednn_and_verbose_shows_the_noi
         "--verbose shows it (so this machine shows the noise: the quiet runs prove something here)"
 
 
-def test_help_and_launch_help_import_no_tensorflow(tmp_path, lazy_root):
+def test_help_and_launch_help_import_no_tensorflow(tmp_path):
     assert not imports_tensorflow("from kvision.cli import main\nmain(['--help'])", tmp_path)
     assert not imports_tensorflow("from kvision.cli import main\ntry:\n    main(['launch', '--help'])\n"
                                   "except SystemExit:\n    pass", tmp_path)
