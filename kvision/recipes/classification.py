@@ -340,9 +340,8 @@ def run(args, *, rules):
         wrap = partial(AdversarialTraining, epsilon=args.adversarial_eps, steps=args.adversarial_steps,
                        step_size=args.adversarial_step_size)
     start = time.time()
-    network_fn = partial(build, args.model, data.image_shape, data.dataset.num_classes, mean=data.mean, std=data.std)
     result = fit_or_load(  # a finished training is loaded: a re-run after a failed export exports again
-        network_fn,
+        partial(build, args.model, data.image_shape, data.dataset.num_classes, mean=data.mean, std=data.std),
         data.train,
         data.validation,
         run_dir=run_dir,
@@ -370,7 +369,7 @@ def run(args, *, rules):
         **data.fit_options(args),
     )
     train_seconds = time.time() - start
-    network = float32_twin(result.model, network_fn)  # after mixed precision: served (and so tested) in float32
+    network = float32_twin(result.model)  # after mixed precision: served (and so tested) in float32
     model = flip_averaged(network) if args.tta == "flip" else network  # what is tested is what is served
     report = evaluate_test(model, data, run_dir)
     export = robustness = None

@@ -111,18 +111,31 @@ def build_with_policy(model_fn, mixed_precision):
         keras.mixed_precision.set_dtype_policy(previous)
 
 
-def float32_twin(network, model_fn):
-    """``network`` as ``model_fn()`` built in float32 with its weights: what is evaluated and served after mixed precision.
+def with_policy(model, policy):
+    """``model``, or a copy of it whose layers compute under dtype ``policy``, with the same weights.
 
-    Mixed-precision layers keep float32 variables, so the copy is exact; its
-    graph computes in float32, which every serving target (TF Serving on any
-    CPU, TFLite) runs at full speed.
+    Mixed-precision layers keep float32 variables, so the copy's weights are
+    exact; ``load_model`` restores each layer's saved policy, which this
+    overrides (a float32 checkpoint fine-tuned in mixed precision, a mixed
+    network served in float32).
     """
-    if all(layer.compute_dtype == "float32" for layer in network.layers):
-        return network
-    twin = build_with_policy(model_fn, False)
-    twin.set_weights(network.get_weights())
-    return twin
+    policy = keras.dtype_policies.get(policy)
+    if all(layer.dtype_policy.name == policy.name for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)):
+        return model
+    copy = keras.models.clone_model(
+        model, clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+    )
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def float32_twin(network):
+    """``network`` computing in float32 (``with_policy``): what is evaluated and served after mixed precision.
+
+    Its graph computes in float32, which every serving target (TF Serving on
+    any CPU, TFLite) runs at full speed.
+    """
+    return with_policy(network, "float32")
 
 
 def compile_run(model, *, steps_per_epoch, epochs, optimizer="sgd", learning_rate=0.1, momentum=0.9,

@@ -29,7 +29,7 @@ from kvision.layers import preprocess
 from kvision.models import build, list_models
 from kvision.models.common import classifier_backbone, classifier_logits, is_positive_int, logits_layer, require
 from kvision.saving import load_model
-from kvision.train.engine import fit_or_load, result_checkpoint
+from kvision.train.engine import fit_or_load, result_checkpoint, with_policy
 from kvision.train.strategy import get_strategy
 
 # Per-channel (mean, std) on the 0..255 scale of the preprocessing each Keras
@@ -123,23 +123,7 @@ def _saved_backbone(path):
         "vector (batch, features).",
         source=str(path), outputs=[tuple(output.shape) for output in backbone.outputs],
     )
-    return _under_global_policy(backbone)
-
-
-def _under_global_policy(model):
-    """``model``, or a copy of it whose layers use the global dtype policy.
-
-    ``load_model`` restores each layer's saved policy; a float32 checkpoint
-    would otherwise ignore ``mixed_precision``.
-    """
-    policy = keras.mixed_precision.dtype_policy()
-    if all(layer.dtype_policy.name == policy.name for layer in model.layers if not isinstance(layer, layers.InputLayer)):
-        return model
-    copy = keras.models.clone_model(
-        model, clone_function=lambda layer: layer.__class__.from_config({**layer.get_config(), "dtype": policy})
-    )
-    copy.set_weights(model.get_weights())
-    return copy
+    return with_policy(backbone, keras.mixed_precision.dtype_policy())  # its saved policy would ignore mixed_precision
 
 
 def _application_backbone(name, input_shape, weights, options):

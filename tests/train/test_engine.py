@@ -12,10 +12,12 @@ import tensorflow as tf
 
 from kvision.data import make_pipeline
 from kvision.errors import ModelError
+from kvision.models import build
 from kvision.train import Distiller, apply_weight_decay, compile_run, fit_classifier, fit_or_load, get_strategy
 from kvision.train.callbacks import TrainingClock, best_so_far, epoch_weights_path, run_paths
 from kvision.train.engine import (
     average_epoch_weights,
+    build_with_policy,
     dtype_policy,
     finished_checkpoint,
     float32_twin,
@@ -169,7 +171,7 @@ def test_bfloat16_trains_close_to_float32_and_serves_in_float32(float32_run, tmp
     np.testing.assert_allclose(mixed.history["loss"], float32_run.history["loss"], rtol=0.05)
     assert mixed.history["loss"][-1] < 0.5 * mixed.history["loss"][0]
 
-    twin = float32_twin(mixed.model, no_dropout_cnn)
+    twin = float32_twin(mixed.model)
     assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
     for a, b in zip(twin.get_weights(), mixed.model.get_weights()):
         np.testing.assert_array_equal(a, b)
@@ -177,7 +179,7 @@ def test_bfloat16_trains_close_to_float32_and_serves_in_float32(float32_run, tmp
     exact, rounded = twin.predict(images, verbose=0), mixed.model.predict(images, verbose=0)
     assert exact.dtype == np.float32
     np.testing.assert_allclose(exact, rounded, atol=0.1 * np.abs(exact).max())  # bfloat16 keeps ~3 digits
-    assert float32_twin(twin, no_dropout_cnn) is twin, "a float32 network is its own twin"
+    assert float32_twin(twin) is twin, "a float32 network is its own twin"
 
 
 @pytest.mark.parametrize(("setting", "policy"), [
@@ -186,6 +188,19 @@ def test_bfloat16_trains_close_to_float32_and_serves_in_float32(float32_run, tmp
 ])
 def test_dtype_policy_names_keras_policy(setting, policy):
     assert dtype_policy(setting) == policy
+
+
+@pytest.mark.parametrize("name", ["cnn_fast", "resnet20", "cnn"])  # the Fashion-MNIST presets' models
+def test_the_float32_twin_of_a_bfloat16_network_is_exact(name):
+    """Every layer cloned in float32 with the trained variables: the float32 build's outputs to the bit."""
+    network = build_with_policy(lambda: build(name, (28, 28, 1), 10, mean=[72.9], std=[90.0]), "bfloat16")
+    twin = float32_twin(network)
+    assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
+    assert [layer.name for layer in twin.layers] == [layer.name for layer in network.layers]
+    reference = build(name, (28, 28, 1), 10, mean=[72.9], std=[90.0])
+    reference.set_weights(network.get_weights())
+    images = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype("float32")
+    np.testing.assert_array_equal(twin.predict(images, verbose=0), reference.predict(images, verbose=0))
 
 
 def test_an_unknown_mixed_precision_is_a_clear_error():
