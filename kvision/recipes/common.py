@@ -66,6 +66,10 @@ def add_data_arguments(parser, datasets):
     return data
 
 
+# Switches that have become choices: {setting: {recorded True/False: today's value}}, so older runs resume.
+RESPELLED = {"mixed_precision": {True: "float16", False: None}}  # a switch before 8f5e3a1 (float16 only)
+
+
 def add_speed_arguments(parser, *, profile=True):
     """``--mixed-precision``, ``--xla`` and (``profile``) ``--profile-batches``, in a "speed" group of ``parser``."""
     speed = parser.add_argument_group("speed")
@@ -274,7 +278,7 @@ def open_recipe_run(run_dir, args, rules, *, strategy=None):
     settings = {key: value for key, value in vars(args).items() if key != "config"}
     earlier = (Path(run_dir) / "config.json").exists() and not args.overwrite
     results = open_run(run_dir, settings, may_change=rules.may_change, overwrite=args.overwrite,
-                       defaults=rules.defaults)
+                       defaults=rules.defaults, respelled=RESPELLED)
     if strategy is not None:
         print(f"devices: {strategy.num_replicas_in_sync} replica(s) on {', '.join(strategy_devices(strategy))} "
               f"({type(strategy).__name__})")

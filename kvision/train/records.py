@@ -38,7 +38,7 @@ def write_config(run_dir, settings):
         write_json(run_dir / "config.json", {**settings, "command": " ".join(sys.argv), "kvision": __version__})
 
 
-def open_run(run_dir, settings, *, may_change=(), overwrite=False, defaults=None):
+def open_run(run_dir, settings, *, may_change=(), overwrite=False, defaults=None, respelled=None):
     """Start, resume or restart a recipe's run in ``run_dir``: the results it recorded, after checking its settings.
 
     Nothing is written before the check. The settings of an earlier run are
@@ -46,7 +46,9 @@ def open_run(run_dir, settings, *, may_change=(), overwrite=False, defaults=None
     ``ModelError``, listing each difference, unless its key is in
     ``may_change`` (settings that change no training, or add to it). A
     setting the earlier run did not record (a flag added since) counts as
-    recorded at its value in ``defaults``. With
+    recorded at its value in ``defaults``; one recorded as a switch
+    (true/false) that has since become a choice is read through
+    ``respelled``. With
     ``overwrite`` there is no check: the earlier run's files are deleted (on
     the chief) and the run starts afresh. Then config.json is written anew
     (``write_config``).
@@ -57,6 +59,7 @@ def open_run(run_dir, settings, *, may_change=(), overwrite=False, defaults=None
         may_change: names of settings a resumed run may change.
         overwrite: delete what an earlier run wrote in ``run_dir`` first.
         defaults: ``{name: default}`` of the settings, for a config.json older than some of them.
+        respelled: ``{name: {True: value, False: value}}``, today's values of a switch that became a choice.
 
     Returns:
         The content of results.json, or ``{}`` for a new run.
@@ -74,6 +77,9 @@ def open_run(run_dir, settings, *, may_change=(), overwrite=False, defaults=None
     elif config_path.exists():
         given = json.loads(json.dumps(settings))  # as config.json would hold them: tuples are lists
         recorded = {**json.loads(json.dumps(defaults or {})), **json.loads(config_path.read_text())}
+        for key, spellings in (respelled or {}).items():
+            if isinstance(recorded.get(key), bool):  # a switch's true/false, not a number equal to them
+                recorded[key] = spellings.get(recorded[key], recorded[key])
         changed = sorted(key for key in given if key not in may_change and recorded.get(key) != given[key])
         if changed:
             raise ModelError(

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from kvision.errors import ExportError
 from kvision.recipes import fashion_mnist
+from kvision.recipes.common import RESPELLED
 from kvision.recipes.inventory import runs_table
 from kvision.saving import load_model
 from tests.data.writers import CIFAR10_NAMES, make_tar_gz, write_cifar10_binary, write_idx_dataset
@@ -214,6 +215,12 @@ def test_every_recipe_documents_its_flags(tmp_path, monkeypatch):
 ])
 def test_mixed_precision_flag_names_the_compute_type(argv, expected):
     assert fashion_mnist.settings(argv).mixed_precision == expected
+
+
+def test_a_run_recorded_when_mixed_precision_was_a_switch_resumes_with_the_same_flags():
+    """config.json before 8f5e3a1 holds the switch as true/false: read as today's parse of the same flags."""
+    assert RESPELLED["mixed_precision"] == {True: fashion_mnist.settings(["--mixed-precision"]).mixed_precision,
+                                            False: fashion_mnist.settings([]).mixed_precision}
 
 
 def test_an_unknown_mixed_precision_flag_lists_the_choices(capsys):

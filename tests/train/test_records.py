@@ -47,6 +47,19 @@ def test_an_older_run_without_a_new_flag_resumes_while_that_flag_keeps_its_defau
         open_run(tmp_path, {"epochs": 2, "lr": 0.1, "cutout": 0})  # without defaults: refused, as before
 
 
+def test_a_switch_that_became_a_choice_resumes_with_its_old_spelling(tmp_path):
+    respelled = {"mixed_precision": {True: "float16", False: None}}
+    for old, new in ((True, "float16"), (False, None)):
+        (tmp_path / "config.json").write_text(json.dumps({"epochs": 2, "mixed_precision": old}))
+        assert open_run(tmp_path, {"epochs": 2, "mixed_precision": new}, respelled=respelled) == {}
+    (tmp_path / "config.json").write_text(json.dumps({"epochs": 2, "mixed_precision": True}))
+    with pytest.raises(ModelError, match=r"mixed_precision 'float16' → 'bfloat16'$"):
+        open_run(tmp_path, {"epochs": 2, "mixed_precision": "bfloat16"}, respelled=respelled)
+    (tmp_path / "config.json").write_text(json.dumps({"epochs": 1, "mixed_precision": None}))
+    with pytest.raises(ModelError, match=r"epochs 1 → 0$"):  # only a recorded true/false is respelled
+        open_run(tmp_path, {"epochs": 0, "mixed_precision": None}, respelled={"epochs": {False: 0}})
+
+
 def test_overwrite_deletes_the_earlier_run_and_starts_afresh(tmp_path, monkeypatch):
     open_run(tmp_path, SETTINGS)
     save_results(tmp_path, {"a": 1})
