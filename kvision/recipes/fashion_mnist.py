@@ -27,9 +27,9 @@ for 110 epochs with 2-pixel pad-and-crop, flips and random erasing (p =
 random erasing reaches 95.98% with 300 epochs of a step schedule
 (https://arxiv.org/abs/1708.04896); the preset aims at ≥ 95.5% within 2.5
 hours of training on the 2-core machine, and 110 epochs is about what that
-holds. Measured (README's Results): 95.46% test accuracy after 2 h 18 min of
-training (best validation 95.70%, epoch 106), 0.04 points short of the aim;
-90 epochs gave 95.21% in 1 h 54 min.
+holds. Measured (README's Results): 95.46% and 95.26% test accuracy in two
+runs (2 h 18 min and 2 h 12 min of training), short of the aim; 90 epochs
+gave 95.21% in 1 h 54 min.
 ``--help`` spells every preset out as flags; flags given override a preset's.
 """
 
