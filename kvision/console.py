@@ -64,7 +64,7 @@ def silenced_stderr():
 
 
 @contextlib.contextmanager
-def quiet_native_logs(environ=None):
+def quiet_native_logs():
     """``silenced_stderr`` for the block when TensorFlow's log level hides INFO and WARNING (``TF_CPP_MIN_LOG_LEVEL`` ≥ 2).
 
     For C++ code that writes to stderr without asking that level: the TFLite
@@ -72,7 +72,7 @@ def quiet_native_logs(environ=None):
     Created TensorFlow Lite XNNPACK delegate for CPU." (measured, TensorFlow
     2.21). Their errors still reach the caller, as exceptions.
     """
-    level = (os.environ if environ is None else environ).get("TF_CPP_MIN_LOG_LEVEL", "0")
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")
     quiet = level.isdigit() and int(level) >= int(QUIET_LOG_LEVEL)
     with silenced_stderr() if quiet else contextlib.nullcontext():
         yield
