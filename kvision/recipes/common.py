@@ -27,7 +27,7 @@ from kvision.export.exporters import export_captioner, export_classifier, export
 from kvision.export.onnx_export import ONNX_INSTALL, require_onnx
 from kvision.export.tflite import INT8_IO_TYPES, VARIANTS, parse_variants
 from kvision.train.engine import MIXED_PRECISION
-from kvision.train.records import open_run
+from kvision.train.records import open_run, respell
 
 # Settings that change no training, besides the "export" group's flags: where a run lives, how it reports, the
 # served name, whether TFDS may download. A run directory resumes (or exports again) with other values of them.
@@ -202,7 +202,9 @@ def read_config(path, parser):
 
     Keys that are no flag of ``parser`` are refused, naming the file (a
     config.json of another recipe); ``command`` and ``kvision`` (what
-    ``write_config`` adds) and ``NOT_RESTORED`` are skipped.
+    ``write_config`` adds) and ``NOT_RESTORED`` are skipped. A switch's
+    true/false recorded before it became a choice is read as today's value
+    (``RESPELLED``), as ``open_run`` reads it.
     """
     try:
         recorded = json.loads(Path(path).read_text())
@@ -215,7 +217,8 @@ def read_config(path, parser):
     if unknown:
         parser.error(f"--config {path}: settings this recipe does not have (another recipe's config.json?). "
                      f"Expected some of: {', '.join(sorted(known))}. Received: {', '.join(unknown)}")
-    return {key: value for key, value in recorded.items() if key in known and key not in (*NOT_RESTORED, "config")}
+    return respell({key: value for key, value in recorded.items() if key in known and key not in (*NOT_RESTORED, "config")},
+                   RESPELLED)
 
 
 def parse_recipe_args(parser, argv=None):

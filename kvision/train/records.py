@@ -38,6 +38,16 @@ def write_config(run_dir, settings):
         write_json(run_dir / "config.json", {**settings, "command": " ".join(sys.argv), "kvision": __version__})
 
 
+def respell(settings, respelled):
+    """``settings`` with today's value for each switch recorded as true/false before it became a choice.
+
+    ``respelled`` is ``{name: {True: value, False: value}}``; a number equal to
+    true or false is not a switch's value and stays.
+    """
+    return {key: respelled[key].get(value, value) if key in respelled and isinstance(value, bool) else value
+            for key, value in settings.items()}
+
+
 def open_run(run_dir, settings, *, may_change=(), overwrite=False, defaults=None, respelled=None):
     """Start, resume or restart a recipe's run in ``run_dir``: the results it recorded, after checking its settings.
 
@@ -76,10 +86,8 @@ def open_run(run_dir, settings, *, may_change=(), overwrite=False, defaults=None
             print(f"{run_dir}: --overwrite: the earlier run was deleted")
     elif config_path.exists():
         given = json.loads(json.dumps(settings))  # as config.json would hold them: tuples are lists
-        recorded = {**json.loads(json.dumps(defaults or {})), **json.loads(config_path.read_text())}
-        for key, spellings in (respelled or {}).items():
-            if isinstance(recorded.get(key), bool):  # a switch's true/false, not a number equal to them
-                recorded[key] = spellings.get(recorded[key], recorded[key])
+        recorded = respell({**json.loads(json.dumps(defaults or {})), **json.loads(config_path.read_text())},
+                           respelled or {})
         changed = sorted(key for key in given if key not in may_change and recorded.get(key) != given[key])
         if changed:
             raise ModelError(

@@ -223,6 +223,14 @@ def test_a_run_recorded_when_mixed_precision_was_a_switch_resumes_with_the_same_
                                             False: fashion_mnist.settings([]).mixed_precision}
 
 
+@pytest.mark.parametrize(("recorded", "expected"), [(True, "float16"), (False, None)])
+def test_config_of_a_run_recorded_when_mixed_precision_was_a_switch_gives_todays_value(tmp_path, recorded, expected):
+    """--config reads the old spelling as open_run does, so a re-run into the same run directory is not refused."""
+    (tmp_path / "config.json").write_text(json.dumps({"epochs": 2, "mixed_precision": recorded}))
+    settings = fashion_mnist.settings(["--config", str(tmp_path / "config.json")])
+    assert settings.mixed_precision == expected and settings.epochs == 2
+
+
 def test_an_unknown_mixed_precision_flag_lists_the_choices(capsys):
     with pytest.raises(SystemExit):
         fashion_mnist.settings(["--mixed-precision", "float8"])
