@@ -84,6 +84,15 @@ class FusedBatchNormalizationTest(tf.test.TestCase):
         self.assertEqual(fused_bn.moving_mean.dtype, "float32")
         self.assertAllClose(keras_bn.moving_variance, fused_bn.moving_variance, rtol=1e-4)
 
+    def test_bfloat16_trains_through_the_kernel_like_keras(self):
+        """bfloat16 in and out of the kernel, float32 statistics: Keras' numbers to bfloat16 rounding."""
+        keras_bn, fused_bn = _pair(self.x.shape, dtype="mixed_bfloat16")
+        x = tf.cast(self.x, "bfloat16")
+        expected, actual = _train_pass(keras_bn, x), _train_pass(fused_bn, x)
+        self.assertEqual(actual[0].dtype, tf.bfloat16)
+        self.assertEqual(fused_bn.moving_mean.dtype, "float32")
+        for want, got in zip(expected, actual):
+            self.assertAllClose(tf.cast(want, "float32"), tf.cast(got, "float32"), rtol=2e-2, atol=5e-2)
 
 def test_model_with_fused_batch_norm_round_trips_through_a_keras_file(tmp_path):
     model = build("resnet20", (32, 32, 3), 10)
