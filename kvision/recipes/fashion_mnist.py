@@ -39,7 +39,7 @@ from kvision.recipes.common import parse_recipe_args
 PRESETS = {
     "fast": dict(model="cnn_fast", epochs=8, lr=0.1, weight_decay=5e-4, warmup_epochs=1.0, label_smoothing=0.1,
                  crop_padding=0, random_erasing=0.0, tta="flip"),
-    "best": dict(model="resnet20", epochs=110, lr=0.1, weight_decay=5e-4, warmup_epochs=1.0, label_smoothing=0.1,
+    "best": dict(model="wide_resnet20_2", epochs=75, lr=0.1, weight_decay=5e-4, warmup_epochs=1.0, label_smoothing=0.1,
                  crop_padding=2, random_erasing=0.5, tta="flip"),
     # The former default; what kvision.evaluate.cas trains on generated images.
     "classic": dict(model="cnn", epochs=20, lr=0.05, weight_decay=1e-4, warmup_epochs=0.0, label_smoothing=0.0,

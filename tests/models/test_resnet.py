@@ -27,6 +27,14 @@ def test_cifar_resnet_parameter_counts_match_the_paper(name, expected, tolerance
     assert abs(trainable_params(model) - expected) <= tolerance
 
 
+def test_wide_resnet20_2_is_resnet20_at_twice_the_width():
+    narrow, wide = build("resnet20", (28, 28, 1), 10), build("wide_resnet20_2", (28, 28, 1), 10)
+    assert wide.name == "wide_resnet20_2"
+    assert [wide.get_layer(f"stage{s}_block1_2_conv").filters for s in (1, 2, 3)] == [32, 64, 128]
+    # Every 3×3 kernel has 4× the weights; the stem's (1 input channel) and the logits' 2×.
+    assert 3.9 * trainable_params(narrow) < trainable_params(wide) < 4 * trainable_params(narrow)
+
+
 # torchvision's resnet18/34/50: 11 689 512, 21 797 672, 25 557 032 parameters.
 @pytest.mark.parametrize(
     "name, expected", [("resnet18", 11.69e6), ("resnet34", 21.80e6), ("resnet50", 25.56e6)]

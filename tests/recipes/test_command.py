@@ -264,7 +264,7 @@ def test_the_recipes_presets_resolve_to_their_documented_flags():
     from kvision.recipes import cifar10, fashion_mnist
 
     best = fashion_mnist.settings(["--preset", "best"])
-    assert (best.model, best.random_erasing, best.tta, best.crop_padding) == ("resnet20", 0.5, "flip", 2)
+    assert (best.model, best.random_erasing, best.tta, best.crop_padding) == ("wide_resnet20_2", 0.5, "flip", 2)
     assert fashion_mnist.settings([]).model == "cnn_fast" and fashion_mnist.settings([]).random_erasing == 0
     paper, fast = (parse_recipe_args(classification.build_parser("", cifar10.PRESETS["paper"], cifar10.PRESETS), argv)
                    for argv in ([], ["--preset", "fast"]))
