@@ -94,6 +94,7 @@ class FusedBatchNormalizationTest(tf.test.TestCase):
         for want, got in zip(expected, actual):
             self.assertAllClose(tf.cast(want, "float32"), tf.cast(got, "float32"), rtol=2e-2, atol=5e-2)
 
+
 def test_model_with_fused_batch_norm_round_trips_through_a_keras_file(tmp_path):
     model = build("resnet20", (32, 32, 3), 10)
     assert any(isinstance(layer, FusedBatchNormalization) for layer in model.layers)
