@@ -31,7 +31,8 @@ def smallest_side(name):
 def family(name):
     """A registered model's builder and the defaults that change its kind of blocks (not how many)."""
     builder, defaults = get_builder(name)
-    return builder.__name__, tuple(sorted((k, v) for k, v in defaults.items() if k not in ("depth", "stage_blocks", "width", "name")))
+    kind = {k: v for k, v in defaults.items() if k not in ("depth", "stage_blocks", "width", "name")}
+    return builder.__name__, tuple(sorted(kind.items()))
 
 
 def test_every_family_has_a_round_trip_representative():
